@@ -1,0 +1,70 @@
+"""The ``retina`` command line. Each area owns its sub-application; this module joins them and turns
+user errors into one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from retina import __version__
+from retina.bench.cli import app as bench_app
+from retina.data.cli import app as data_app
+from retina.eval.cli import app as eval_app
+from retina.eval.weights_cli import app as weights_app
+from retina.layout.cli import app as layout_app
+from retina.render.cli import app as render_app
+from retina.render.cli import generate
+
+app = typer.Typer(
+    name="retina",
+    help="Synthesise diabetic-retinopathy fundus photographs together with pixel-exact lesion labels.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data_app, name="data", help="Import, make (phantom), inspect, preview and merge data sets.")
+app.add_typer(layout_app, name="layout", help="Grade-conditioned semantic mask generators (step 1).")
+app.add_typer(render_app, name="render", help="Render masks into fundus photographs (step 2).")
+app.command("generate", help="Layout then render in one streaming pass: a balanced labelled data set.")(generate)
+app.add_typer(eval_app, name="eval", help="Fidelity and layout metrics.")
+app.add_typer(bench_app, name="bench", help="Downstream benchmarks: segmentation, grading, vessel pre-training.")
+app.add_typer(weights_app, name="weights", help="Pretrained weight files: where they are looked up, fetch them.")
+
+
+@app.callback(invoke_without_command=True)
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        print(f"retina {__version__}")
+        raise typer.Exit()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a :class:`RetinaError` becomes ``error: ...`` on one line and exit status 2."""
+    from retina.common.errors import RetinaError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except RetinaError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except SystemExit:
+        raise
+    except Exception as error:  # click usage errors and the like
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The canonical on-disk data set format that every command reads and writes.
+
+::
+
+    DIR/
+      images/NAME.png              colour photograph (absent for layout-only sets)
+      masks/<channel>/NAME.png     binary 0/255, one folder per channel in retina.common.schema
+      labels.csv                   name,grade,split,source[,extra columns...]
+      dataset.json                 channels present, resolution, provenance
+
+A channel folder may be missing (grades-only sets, layout sets without vessels): readers report which
+channels are absent and callers that need them fail with a message, rather than reading zeros.
+Writers build the set in ``DIR.partial/`` and rename it to ``DIR`` only when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retina import __version__
+from retina.common.errors import RetinaError, parse_grade
+from retina.common.imageio import read_image, read_mask, write_png, write_text_atomic
+from retina.common.schema import CHANNEL_NAMES
+
+FORMAT_NAME = "retina-canonical"
+FORMAT_VERSION = 1
+LABEL_COLUMNS = ("name", "grade", "split", "source")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Sample:
+    name: str
+    grade: int | None  # None: unknown (e.g. segmentation-only sets without grades)
+    split: str = "train"
+    source: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def _read_labels(path: Path) -> list[Sample]:
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = reader.fieldnames or []
+            missing = [c for c in LABEL_COLUMNS if c not in columns]
+            if missing:
+                raise RetinaError(
+                    f"{path}: missing column(s) {', '.join(missing)}; the header must start with "
+                    f"{','.join(LABEL_COLUMNS)}"
+                )
+            samples = []
+            for line, row in enumerate(reader, start=2):
+                name = (row.get("name") or "").strip()
+                if not name:
+                    raise RetinaError(f"{path}:{line}: empty name; every row needs the image's file stem")
+                raw_grade = (row.get("grade") or "").strip()
+                grade = None if raw_grade == "" else parse_grade(raw_grade, f"{path}:{line}")
+                extra = {k: v for k, v in row.items() if k not in LABEL_COLUMNS and k is not None}
+                samples.append(Sample(name, grade, (row.get("split") or "train").strip(),
+                                      (row.get("source") or "").strip(), extra))
+    except UnicodeDecodeError:
+        raise RetinaError(f"{path}: not UTF-8 text; save labels.csv as UTF-8") from None
+    except csv.Error as error:
+        raise RetinaError(f"{path}: malformed CSV ({error})") from None
+    names = Counter(s.name for s in samples)
+    duplicated = [n for n, count in names.items() if count > 1]
+    if duplicated:
+        raise RetinaError(f"{path}: duplicate name(s) {', '.join(duplicated[:5])}; names must be unique")
+    return samples
+
+
+class CanonicalDataset:
+    """An index over a canonical-format folder. Cheap to open: files are read on demand."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise RetinaError(f"{self.root}: data set folder not found")
+        labels = self.root / "labels.csv"
+        if not labels.is_file():
+            raise RetinaError(
+                f"{self.root}: no labels.csv; not a canonical data set (make one with `retina data import` "
+                "or `retina data phantom`)"
+            )
+        self.samples: list[Sample] = _read_labels(labels)
+        if not self.samples:
+            raise RetinaError(f"{labels}: the data set is empty (no rows)")
+        info_path = self.root / "dataset.json"
+        try:
+            self.info: dict[str, Any] = json.loads(info_path.read_text("utf-8")) if info_path.is_file() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RetinaError(f"{info_path}: not valid JSON ({error}); restore or delete it") from None
+        masks = self.root / "masks"
+        self.channels: tuple[str, ...] = tuple(
+            c for c in CHANNEL_NAMES if (masks / c).is_dir()
+        )
+        self.has_images = (self.root / "images").is_dir()
+        self._by_name = {s.name: s for s in self.samples}
+
+    # -- index ----------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def names(self) -> list[str]:
+        return [s.name for s in self.samples]
+
+    @property
+    def missing_channels(self) -> tuple[str, ...]:
+        return tuple(c for c in CHANNEL_NAMES if c not in self.channels)
+
+    @property
+    def resolution(self) -> int | None:
+        value = self.info.get("resolution")
+        return int(value) if isinstance(value, (int, float)) else None
+
+    def sample(self, name: str) -> Sample:
+        if name not in self._by_name:
+            raise RetinaError(f"{self.root}: no sample named '{name}' in labels.csv")
+        return self._by_name[name]
+
+    def subset(self, split: str) -> list[Sample]:
+        return [s for s in self.samples if s.split == split]
+
+    def require_channels(self, channels: Iterable[str], purpose: str) -> None:
+        missing = [c for c in channels if c not in self.channels]
+        if missing:
+            raise RetinaError(
+                f"{self.root}: masks/{'|'.join(missing)} missing, needed for {purpose}; "
+                "use a data set with those masks or leave the channels out"
+            )
+
+    def require_images(self, purpose: str) -> None:
+        if not self.has_images:
+            raise RetinaError(f"{self.root}: no images/ folder (a masks-only set), needed for {purpose}")
+
+    def require_grades(self, purpose: str) -> None:
+        unknown = [s.name for s in self.samples if s.grade is None]
+        if unknown:
+            raise RetinaError(
+                f"{self.root}/labels.csv: {len(unknown)} sample(s) without a grade (e.g. {unknown[0]}), "
+                f"needed for {purpose}; fill in the grade column"
+            )
+
+    # -- files ----------------------------------------------------------------------------------
+    def image_path(self, name: str) -> Path:
+        return self.root / "images" / f"{name}.png"
+
+    def mask_path(self, channel: str, name: str) -> Path:
+        return self.root / "masks" / channel / f"{name}.png"
+
+    def load_image(self, name: str) -> np.ndarray:
+        """``uint8 (H, W, 3)``."""
+        self.require_images("reading photographs")
+        return read_image(self.image_path(name))
+
+    def load_masks(self, name: str, channels: Iterable[str] | None = None) -> np.ndarray:
+        """``bool (C, H, W)`` for ``channels`` (default: all channels present), in that order."""
+        channels = tuple(self.channels if channels is None else channels)
+        self.require_channels(channels, f"reading masks of '{name}'")
+        planes = [read_mask(self.mask_path(c, name)) for c in channels]
+        shapes = {p.shape for p in planes}
+        if len(shapes) > 1:
+            raise RetinaError(f"{self.root}/masks/*/{name}.png: mask sizes differ {sorted(shapes)}; re-import")
+        if not planes:
+            raise RetinaError(f"{self.root}: no mask channels present")
+        return np.stack(planes)
+
+
+class CanonicalWriter:
+    """Writes a canonical data set into ``OUT.partial/`` and renames it to ``OUT`` on :meth:`close`.
+
+    Use as a context manager: an exception removes the partial folder (nothing half-written is left),
+    unless ``keep_partial`` is set so that a long job can resume (``resume=True`` picks it up again).
+    Rows are appended to labels.csv as they come, so memory stays flat for any number of samples.
+    """
+
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        resolution: int | None = None,
+        provenance: Mapping[str, Any] | None = None,
+        extra_columns: Iterable[str] = (),
+        overwrite: bool = False,
+        resume: bool = False,
+        keep_partial: bool = False,
+    ):
+        self.out = Path(out)
+        self.partial = self.out.with_name(self.out.name + ".partial")
+        self.resolution = resolution
+        self.provenance = dict(provenance or {})
+        self.extra_columns = list(extra_columns)
+        self.keep_partial = keep_partial
+        if self.out.exists():
+            if not overwrite:
+                raise RetinaError(f"{self.out}: already exists; choose another --out or pass --overwrite")
+        if self.partial.exists() and not resume:
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(parents=True, exist_ok=True)
+        self._overwrite = overwrite
+        self._labels_path = self.partial / "labels.csv"
+        self.done: set[str] = set()
+        self._grades: Counter = Counter()
+        self._channels: set[str] = set()
+        if self._labels_path.exists():
+            for sample in _read_labels(self._labels_path):
+                self.done.add(sample.name)
+                self._grades[sample.grade] += 1
+            self._channels = {p.name for p in (self.partial / "masks").glob("*") if p.is_dir()}
+            self._handle = open(self._labels_path, "a", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._handle)
+        else:
+            self._handle = open(self._labels_path, "w", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._handle)
+            self._csv.writerow([*LABEL_COLUMNS, *self.extra_columns])
+            self._handle.flush()
+
+    def __enter__(self) -> CanonicalWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self._handle.close()
+            if not self.keep_partial:
+                shutil.rmtree(self.partial, ignore_errors=True)
+
+    def add(
+        self,
+        name: str,
+        *,
+        image: np.ndarray | None = None,
+        masks: Mapping[str, np.ndarray] | None = None,
+        grade: int | None = None,
+        split: str = "train",
+        source: str = "",
+        **extra: Any,
+    ) -> None:
+        """Add one sample. ``image``: uint8 (H, W, 3); ``masks``: channel name -> bool/uint8 (H, W)."""
+        if name in self.done:
+            raise RetinaError(f"{self.out}: duplicate sample name '{name}'")
+        if image is not None:
+            write_png(self.partial / "images" / f"{name}.png", image)
+        for channel, plane in (masks or {}).items():
+            if channel not in CHANNEL_NAMES:
+                raise RetinaError(f"unknown mask channel '{channel}'")
+            write_png(self.partial / "masks" / channel / f"{name}.png", np.asarray(plane) > 0)
+            self._channels.add(channel)
+        # The row goes last: a sample is in the set only once all its files are.
+        cells = [name, "" if grade is None else int(grade), split, source]
+        cells += [extra.get(column, "") for column in self.extra_columns]
+        self._csv.writerow(cells)
+        self._handle.flush()
+        self.done.add(name)
+        self._grades[grade] += 1
+
+    def close(self) -> Path:
+        self._handle.close()
+        info = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "retina_version": __version__,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "count": len(self.done),
+            "resolution": self.resolution,
+            "channels": [c for c in CHANNEL_NAMES if c in self._channels],
+            "has_images": (self.partial / "images").is_dir(),
+            "grades": {str(k if k is not None else "unknown"): v for k, v in sorted(
+                self._grades.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))},
+            "provenance": self.provenance,
+        }
+        write_text_atomic(self.partial / "dataset.json", json.dumps(info, indent=2) + "\n")
+        if self.out.exists() and self._overwrite:
+            shutil.rmtree(self.out)
+        self.partial.rename(self.out)
+        return self.out
+
+
+def masks_to_dict(stack: np.ndarray, channels: Iterable[str] = CHANNEL_NAMES) -> dict[str, np.ndarray]:
+    """``(C, H, W)`` array -> {channel: (H, W) bool}, thresholding at 0.5 for float stacks."""
+    stack = np.asarray(stack)
+    binary = stack > 0.5 if stack.dtype.kind == "f" else stack > 0
+    return {c: binary[i] for i, c in enumerate(channels)}

@@ -1,0 +1,1 @@
+"""Metrics: fidelity (FID/KID, SWD, MS-SSIM, LPIPS) and pretrained-weight handling."""

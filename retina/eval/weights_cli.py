@@ -1,0 +1,5 @@
+"""`retina weights` (placeholder until implemented)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

@@ -1,0 +1,1 @@
+"""Step 1: grade-conditioned semantic layout (mask) generators."""

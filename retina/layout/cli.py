@@ -1,0 +1,5 @@
+"""Command-line sub-application (placeholder until implemented)."""
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

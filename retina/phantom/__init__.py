@@ -1,0 +1,1 @@
+"""The procedural phantom: fundus-like images with exact masks and grades (test data, embedded default)."""

@@ -1,0 +1,1 @@
+"""Step 2: renderers that turn semantic masks (and a grade) into fundus photographs."""
