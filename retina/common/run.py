@@ -33,7 +33,9 @@ class RunFolder:
             if not last.is_file():
                 raise RetinaError(f"{self.path}: nothing to resume (no last.safetensors); start without --resume")
         elif last.is_file():
-            raise RetinaError(f"{self.path}: a run already exists here; pass --resume {self.path} or choose another --out")
+            raise RetinaError(
+                f"{self.path}: a run already exists here; pass --resume {self.path} or choose another --out"
+            )
         if is_main:
             (self.path / "samples").mkdir(parents=True, exist_ok=True)
             document = {"retina_version": __version__, "config": config}
