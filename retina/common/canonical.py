@@ -266,6 +266,31 @@ class CanonicalWriter:
         self.done.add(name)
         self._grades[grade] += 1
 
+    def add_files(
+        self,
+        name: str,
+        *,
+        image: Path | None = None,
+        masks: Mapping[str, Path] | None = None,
+        grade: int | None = None,
+        split: str = "train",
+        source: str = "",
+        **extra: Any,
+    ) -> None:
+        """Like :meth:`add` but copies PNG files that are already canonical (merging sets), without re-encoding."""
+        if name in self.done:
+            raise RetinaError(f"{self.out}: duplicate sample name '{name}'")
+        targets = [(image, self.partial / "images" / f"{name}.png")] if image is not None else []
+        for channel, path in (masks or {}).items():
+            if channel not in CHANNEL_NAMES:
+                raise RetinaError(f"unknown mask channel '{channel}'")
+            targets.append((path, self.partial / "masks" / channel / f"{name}.png"))
+            self._channels.add(channel)
+        for path, target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
+        self.add(name, grade=grade, split=split, source=source, **extra)
+
     def close(self) -> Path:
         self._handle.close()
         info = {

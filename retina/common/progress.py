@@ -50,7 +50,12 @@ def progress_bar(total: int | None, description: str, enabled: bool = True) -> I
     )
     with progress:
         task = progress.add_task(description, total=total, status="")
-        yield _Bar(progress, task)
+        try:
+            yield _Bar(progress, task)
+        except BaseException:
+            # A failed job's "error: ..." line must stand alone on stderr: drop the bar instead of printing it.
+            progress.live.transient = True
+            raise
 
 
 def summary(line: str, enabled: bool = True) -> None:

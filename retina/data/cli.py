@@ -1,5 +1,118 @@
-"""Command-line sub-application (placeholder until implemented)."""
+"""``retina data``: make, inspect and preview data sets. A thin typer layer: the work lives in the modules it calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("phantom")
+def phantom(
+    out: Path = typer.Option(..., "--out", help="Output folder (canonical format); must not exist."),
+    n: int = typer.Option(100, "--n", help="Number of images."),
+    size: int = typer.Option(256, "--size", help="Image side in pixels."),
+    grades: str = typer.Option("0-4", "--grades", help="Grades to cycle through: '4', '0,2,4', '0-4' or 'uniform'."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; each image gets its own seed derived from it."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """Write a procedural phantom data set (synthetic, not real data): images, all mask channels, grades."""
+    import time
+
+    from retina.common.errors import parse_grades
+    from retina.common.progress import summary
+    from retina.phantom.dataset import write_phantom
+
+    start = time.perf_counter()
+    path = write_phantom(out, n=n, size=size, grades=parse_grades(grades), seed=seed, overwrite=overwrite,
+                         progress=True)
+    elapsed = time.perf_counter() - start
+    summary(f"phantom: {n} images of {size}px (grades {grades}, seed {seed}) in {elapsed:.1f}s "
+            f"({elapsed / n:.3f}s/image) -> {path}")
+
+
+@app.command("inspect")
+def inspect(
+    root: Path = typer.Argument(..., help="A canonical data set folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON instead of tables."),
+) -> None:
+    """Counts per grade and split, mask statistics per grade, and missing or mismatched files."""
+    from retina.data.inspect import inspect_dataset, print_report
+
+    report = inspect_dataset(root)
+    if as_json:
+        import json
+
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+
+
+@app.command("preview")
+def preview(
+    root: Path = typer.Argument(..., help="A canonical data set folder."),
+    out: Path = typer.Option(..., "--out", help="PNG file to write the grid to."),
+    per_grade: int = typer.Option(4, "--per-grade", help="Images per grade (one row per grade)."),
+    alpha: float = typer.Option(0.5, "--alpha", help="Opacity of the mask overlay (0 = photo only)."),
+) -> None:
+    """A grid of images with coloured mask overlays, one row per grade (masks-only sets are drawn on black)."""
+    from retina.common.progress import summary
+    from retina.data.preview import write_preview
+
+    path, shown = write_preview(root, out, per_grade=per_grade, alpha=alpha)
+    summary(f"preview: {shown} images -> {path}")
+
+
+@app.command("import")
+def import_(
+    src: Path = typer.Argument(..., help="The unpacked data set, in its published layout."),
+    format: str = typer.Option(..., "--format", "-f",
+                               help="idrid, idrid-grading, fgadr, ddr, drive, eyepacs, aptos or idrid-seg512."),
+    out: Path = typer.Option(..., "--out", help="Output folder (canonical format); must not exist."),
+    size: int = typer.Option(512, "--size", help="Output side in pixels (FOV crop, padded square)."),
+    estimate_grade: bool = typer.Option(False, "--estimate-grade",
+                                        help="Sets without grades: a lesion-count heuristic grade (not clinical)."),
+    limit: int | None = typer.Option(None, "--limit", help="Import only the first N images (quick looks)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """Import a public data set: FOV crop, pad to square, resize (masks max-pooled), report lost lesions."""
+    from retina.common.progress import summary
+    from retina.data.importers import get_importer
+    from retina.data.importers.pipeline import import_dataset
+
+    importer = get_importer(format)
+    report = import_dataset(importer, src, out, size, overwrite=overwrite, estimate=estimate_grade, limit=limit)
+    summary(report.summary_line())
+
+
+@app.command("merge")
+def merge(
+    parts: list[Path] = typer.Argument(..., help="Canonical data set folders (e.g. generation shards)."),
+    out: Path = typer.Option(..., "--out", help="Output folder; must not exist."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """Join canonical sets, checking channels, resolution and that no name or seed repeats."""
+    from retina.common.progress import summary
+    from retina.data.merge import merge_datasets
+
+    report = merge_datasets(parts, out, overwrite=overwrite)
+    summary(report.summary_line())
+
+
+@app.command("annotate")
+def annotate(
+    segmenter: Path = typer.Option(..., "--segmenter", help="Segmenter checkpoint or run folder "
+                                   "(from `retina bench segment --save-model`)."),
+    images: Path = typer.Option(..., "--images", help="A canonical set (grades kept) or a folder of images."),
+    out: Path = typer.Option(..., "--out", help="Output canonical set; masks marked as weak labels."),
+    batch_size: int = typer.Option(8, help="Images per step."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda"),
+) -> None:
+    """Pseudo-label a grades-only set with a trained segmenter; an interrupted run resumes where it stopped."""
+    from retina.common.device import resolve_device
+    from retina.data.annotate import annotate as run_annotate
+
+    run_annotate(segmenter, images, out, resolve_device(device), batch_size, overwrite)
