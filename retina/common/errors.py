@@ -21,20 +21,20 @@ def parse_grade(value: object, where: str | Path = "") -> int:
     return int(number)
 
 
-def parse_grades(spec: str, n: int | None = None) -> list[int]:
+def parse_grades(spec: str, n: int | None = None, option: str = "--grade") -> list[int]:
     """Parse a grade list: '4', '0,2,4', '0-4' or 'uniform' (all five grades, balanced over n samples)."""
     text = spec.strip().lower()
     if text in ("uniform", "all"):
         grades = [0, 1, 2, 3, 4]
     elif "-" in text and "," not in text and not text.startswith("-"):
-        low, high = (parse_grade(part, "--grade") for part in text.split("-", 1))
+        low, high = (parse_grade(part, option) for part in text.split("-", 1))
         if low > high:
-            raise RetinaError(f"--grade range '{spec}' is empty; write it low-high, e.g. 0-4")
+            raise RetinaError(f"{option} range '{spec}' is empty; write it low-high, e.g. 0-4")
         grades = list(range(low, high + 1))
     else:
-        grades = [parse_grade(part, "--grade") for part in text.split(",") if part.strip()]
+        grades = [parse_grade(part, option) for part in text.split(",") if part.strip()]
     if not grades:
-        raise RetinaError("--grade is empty; give a grade 0-4, a list like 0,2,4, a range 0-4 or 'uniform'")
+        raise RetinaError(f"{option} is empty; give a grade 0-4, a list like 0,2,4, a range 0-4 or 'uniform'")
     if n is None:
         return grades
     return [grades[i % len(grades)] for i in range(n)]

@@ -26,8 +26,8 @@ def phantom(
     from retina.phantom.dataset import write_phantom
 
     start = time.perf_counter()
-    path = write_phantom(out, n=n, size=size, grades=parse_grades(grades), seed=seed, overwrite=overwrite,
-                         progress=True)
+    grade_list = parse_grades(grades, option="--grades")
+    path = write_phantom(out, n=n, size=size, grades=grade_list, seed=seed, overwrite=overwrite, progress=True)
     elapsed = time.perf_counter() - start
     summary(f"phantom: {n} images of {size}px (grades {grades}, seed {seed}) in {elapsed:.1f}s "
             f"({elapsed / n:.3f}s/image) -> {path}")
