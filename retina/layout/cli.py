@@ -1,5 +1,170 @@
-"""Command-line sub-application (placeholder until implemented)."""
+"""``retina layout``: train grade-conditioned mask generators and sample layouts from them."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("train")
+def train(
+    data: Path | None = typer.Option(None, help="Canonical data set with masks and grades (default on --resume: "
+                                                   "the run's)."),
+    arch: str | None = typer.Option(None, help="stylegan (default) or acgan."),
+    res: int | None = typer.Option(None, help="Training resolution, a power of two (default 256)."),
+    batch: int | None = typer.Option(None, help="Global batch size, split over torchrun processes (default 16)."),
+    kimg: float = typer.Option(1.0, help="Train until this many thousand real images have been shown."),
+    out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, samples/, last/best checkpoints)."),
+    resume: Path | None = typer.Option(None, help="Continue the run in this folder (all state restored)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    width: int = typer.Option(16, help="Feature channels at the output resolution (doubling per halving)."),
+    channel_max: int = typer.Option(128, help="Cap on feature channels."),
+    snapshot_kimg: float | None = typer.Option(None, help="Grid, best-metric evaluation and checkpoint every N kimg "
+                                                        "(default 0.5)."),
+    ada_target: float = typer.Option(0.6, help="ADA target r_t for E[sign(D(real))]."),
+    ada_kimg: float = typer.Option(500.0, help="Images (thousands) for ADA p to move from 0 to 1."),
+    g_steps: int = typer.Option(2, help="Generator steps per discriminator step (Son et al.: 2)."),
+    label_smoothing: float = typer.Option(0.9, help="One-sided label smoothing: D's target for reals."),
+    blur_sigma: float = typer.Option(1.0, help="Gaussian softening of masks before D (pixels; 0 = off)."),
+    r1_gamma: float = typer.Option(1.0, help="R1 weight (lazy, every 16 D steps)."),
+    lr: float | None = typer.Option(None, help="Adam learning rate (default: stylegan 0.0025, acgan 0.0002)."),
+    seed: int | None = typer.Option(None, help="Run seed (default 0)."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast on CUDA."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train a layout GAN: progress with losses and ADA p, sample grids, last/best checkpoints, --resume."""
+    from retina.common.errors import RetinaError
+    from retina.layout.config import ARCHS, GeneratorConfig, LayoutTrainConfig, TrainConfig
+    from retina.layout.train import train_layout
+
+    if resume is None and out is None:
+        raise RetinaError("give --out RUN for a new run, or --resume RUN to continue one")
+    if resume is not None and out is not None and Path(out) != Path(resume):
+        raise RetinaError(f"--resume {resume} and --out {out} differ; a resumed run continues in its own folder")
+    if arch is not None and arch not in ARCHS:
+        raise RetinaError(f"--arch {arch}: unknown layout architecture; choose one of {', '.join(ARCHS)}")
+    if (batch is not None and batch < 1) or kimg <= 0:
+        raise RetinaError("--batch and --kimg must be positive")
+    generator = GeneratorConfig(arch=arch or "stylegan", res=res or 256, width=width, channel_max=channel_max)
+    if resume is not None:  # None: take it from the checkpoint; a given value must agree with it
+        generator.arch, generator.res = arch, res
+    if lr is None:  # StyleGAN2-ADA's rate assumes equalised-lr layers; ACGAN/DCGAN use 2e-4 (Odena et al.)
+        lr = 0.0002 if arch == "acgan" else 0.0025
+    training = TrainConfig(lr_g=lr, lr_d=lr, g_steps=g_steps, label_smoothing=label_smoothing, r1_gamma=r1_gamma,
+                           ada_target=ada_target, ada_kimg=ada_kimg, blur_sigma=blur_sigma)
+    config = LayoutTrainConfig(data=str(data) if data else "", out=str(resume or out), batch=batch, kimg=kimg,
+                               snapshot_kimg=snapshot_kimg, seed=seed, device=device, amp=amp,
+                               channels_last=channels_last, generator=generator, train=training)
+    train_layout(config, resume=resume is not None, progress=not quiet)
+
+
+@app.command("sample")
+def sample(
+    grade: str = typer.Option("uniform", help="A grade 0-4, a list 0,2,4, a range 0-4 or 'uniform'."),
+    n: int = typer.Option(16, help="Number of layouts."),
+    seed: int = typer.Option(0, help="Base seed; sample i uses a seed derived from (seed, i)."),
+    checkpoint: Path | None = typer.Option(None, help="Layout checkpoint (file or run folder); default: the "
+                                                         "procedural prior."),
+    vessels: str = typer.Option("gan", help="gan (the model's own), aae or sketch (needs --vessels-checkpoint)."),
+    vessels_checkpoint: Path | None = typer.Option(None, help="AAE/sketch vessel checkpoint."),
+    truncation: float = typer.Option(1.0, help="Pull w toward the grade's mean w (1 = off, 0.7 typical)."),
+    res: int = typer.Option(512, help="Output resolution (GAN masks are upsampled from the training resolution)."),
+    batch: int = typer.Option(16, help="Layouts per forward pass."),
+    single_od: bool = typer.Option(True, "--single-od/--raw", help="Enforce exactly one optic disc (post-process)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    out: Path = typer.Option(Path("layout-samples"), help="Output folder (canonical format)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+) -> None:
+    """Sample grade-conditioned layouts into a canonical data set with labels.csv and preview.png."""
+    from retina.common.device import resolve_device
+    from retina.common.errors import RetinaError, parse_grades
+    from retina.common.seeding import sample_seed
+    from retina.layout.model import load_layout_model
+    from retina.layout.sample import write_layouts
+
+    if n < 1 or batch < 1 or res < 8:
+        raise RetinaError("--n and --batch must be >= 1 and --res >= 8")
+    grades = parse_grades(grade, n)
+    device_ = resolve_device(device)
+    model = load_layout_model(checkpoint, device_)
+    source = None
+    if vessels != "gan" or vessels_checkpoint is not None:
+        from retina.layout.vessels import load_vessel_source
+
+        source = load_vessel_source(vessels, vessels_checkpoint, device_)
+    post_process = None
+    if single_od:
+        from retina.layout.optic_disc import enforce_single_optic_disc
+
+        post_process = enforce_single_optic_disc
+    seeds = [sample_seed(seed, i) for i in range(n)]
+    write_layouts(model, grades, seeds, res, out, batch=batch, truncation=truncation, vessels=source,
+                  vessels_name=vessels, post_process=post_process, overwrite=overwrite)
+
+
+def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float, batch: int, latent: int, width: int,
+                        lr: float, seed: int | None, out: Path | None, resume: Path | None, device: str, quiet: bool
+                        ) -> None:
+    from retina.common.errors import RetinaError
+    from retina.layout.aae import AAEConfig
+    from retina.layout.aae_train import AAETrainConfig, train_aae
+
+    if resume is None and out is None:
+        raise RetinaError("give --out RUN for a new run, or --resume RUN to continue one")
+    if resume is not None and out is not None and Path(out) != Path(resume):
+        raise RetinaError(f"--resume {resume} and --out {out} differ; a resumed run continues in its own folder")
+    if resume is not None:
+        from retina.common.run import RunFolder
+
+        saved = RunFolder(resume, {}, resume=True, is_main=False).load_last().config["training"]
+        config = AAETrainConfig(**{**saved, "model": AAEConfig(**saved["model"]), "kimg": kimg})
+    else:
+        if data is None:
+            raise RetinaError("--data DIR is needed for a new run")
+        if (batch is not None and batch < 1) or kimg <= 0:
+            raise RetinaError("--batch and --kimg must be positive")
+        config = AAETrainConfig(data=str(data), kind=kind, model=AAEConfig(res=res, latent=latent, width=width),
+                                kimg=kimg, batch=batch, lr=lr, seed=0 if seed is None else seed)
+    train_aae(config, resume or out, resume=resume is not None, device=device, show_progress=not quiet)
+
+
+@app.command("train-aae")
+def train_aae_command(
+    data: Path | None = typer.Option(None, help="Canonical data set with vessel masks."),
+    res: int = typer.Option(128, help="Training resolution, a power of two."),
+    kimg: float = typer.Option(10.0, help="Train until this many thousand vessel maps have been shown."),
+    batch: int = typer.Option(16, help="Batch size."),
+    latent: int = typer.Option(128, help="Code size (Mahajan et al.: 128)."),
+    width: int = typer.Option(16, help="Feature channels at full resolution (doubling per halving)."),
+    lr: float = typer.Option(2e-4, help="Adam learning rate."),
+    seed: int | None = typer.Option(None, help="Run seed (default 0)."),
+    out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, last checkpoint)."),
+    resume: Path | None = typer.Option(None, help="Continue the run in this folder (optimisers, RNG, counters)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train the vessel-tree adversarial autoencoder used by `retina layout sample --vessels aae`."""
+    _train_vessel_model("aae", data, res, kimg, batch, latent, width, lr, seed, out, resume, device, quiet)
+
+
+@app.command("train-sketch")
+def train_sketch_command(
+    data: Path | None = typer.Option(None, help="Canonical data set with photographs (sketches are extracted)."),
+    res: int = typer.Option(128, help="Training resolution, a power of two."),
+    kimg: float = typer.Option(10.0, help="Train until this many thousand sketches have been shown."),
+    batch: int = typer.Option(16, help="Batch size."),
+    latent: int = typer.Option(128, help="Code size."),
+    width: int = typer.Option(16, help="Feature channels at full resolution (doubling per halving)."),
+    lr: float = typer.Option(2e-4, help="Adam learning rate."),
+    seed: int | None = typer.Option(None, help="Run seed (default 0)."),
+    out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, last checkpoint)."),
+    resume: Path | None = typer.Option(None, help="Continue the run in this folder."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train the SkrGAN sketch generator used by `retina layout sample --vessels sketch`."""
+    _train_vessel_model("sketch", data, res, kimg, batch, latent, width, lr, seed, out, resume, device, quiet)

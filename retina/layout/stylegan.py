@@ -1,0 +1,228 @@
+"""StyleGAN2-style mask generator and projection-conditional discriminator (Karras et al. 2020, CPU-sized).
+
+Generator: a mapping network from (z, grade embedding) to w, modulated/demodulated 3x3 convolutions with
+per-layer noise inputs, and a skip output (one logit per mask channel at every resolution, upsampled and
+summed). Truncation pulls w toward the running mean w of the requested grade. Discriminator: residual blocks,
+minibatch standard deviation, and a projection head (Miyato & Koyama 2018) for the grade.
+Modulation is applied to activations rather than to a per-sample weight (StyleGAN2's non-fused path): the
+same arithmetic without grouped convolutions, which are slow on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from retina.common.schema import NUM_GRADES
+from retina.layout.config import GeneratorConfig
+
+_SQRT2 = math.sqrt(2.0)
+
+
+def _lrelu(x: torch.Tensor) -> torch.Tensor:
+    return F.leaky_relu(x, 0.2) * _SQRT2
+
+
+def draw_noise(
+    generators: list[torch.Generator] | None, shape: tuple[int, ...], reference: torch.Tensor
+) -> torch.Tensor:
+    """Noise of ``(B, *shape)``: one draw per sample from its own generator, so a sample does not depend on
+    its batch; the global generator when ``generators`` is None."""
+    if generators is None:
+        return torch.randn(reference.shape[0], *shape, device=reference.device, dtype=reference.dtype)
+    draws = [torch.randn(shape, generator=g, device=g.device) for g in generators]
+    return torch.stack(draws).to(device=reference.device, dtype=reference.dtype)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalised learning rate (weights stored N(0, 1), scaled at run time)."""
+
+    def __init__(self, fan_in: int, fan_out: int, bias_init: float = 0.0, lr_mul: float = 1.0, act: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(fan_out, fan_in) / lr_mul)
+        self.bias = nn.Parameter(torch.full((fan_out,), float(bias_init)) / lr_mul)
+        self.scale, self.lr_mul, self.act = lr_mul / math.sqrt(fan_in), lr_mul, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+        return _lrelu(x) if self.act else x
+
+
+class EqualConv2d(nn.Module):
+    """Convolution with equalised learning rate, so that Adam at lr 0.0025 (the papers' setting) is stable."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(cout)) if bias else None
+        self.scale, self.padding = 1.0 / math.sqrt(cin * kernel * kernel), kernel // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+class ModulatedConv(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int, w_dim: int, demodulate: bool = True, up: bool = False):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
+        self.scale = 1.0 / math.sqrt(cin * kernel * kernel)
+        self.demodulate, self.up, self.padding = demodulate, up, kernel // 2
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        styles = self.affine(w)
+        weight = self.weight * self.scale
+        if self.up:
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        x = F.conv2d(x * styles[:, :, None, None], weight, padding=self.padding)
+        if self.demodulate:
+            energy = styles.square() @ weight.square().sum(dim=(2, 3)).t()  # (B, cout)
+            x = x * torch.rsqrt(energy + 1e-8)[:, :, None, None]
+        return x
+
+
+class StyleLayer(nn.Module):
+    def __init__(self, cin: int, cout: int, w_dim: int, resolution: int, up: bool = False):
+        super().__init__()
+        self.conv = ModulatedConv(cin, cout, 3, w_dim, up=up)
+        self.noise_strength = nn.Parameter(torch.zeros(()))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.resolution = resolution
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, generators: list[torch.Generator] | None) -> torch.Tensor:
+        x = self.conv(x, w)
+        noise = draw_noise(generators, (1, self.resolution, self.resolution), x)
+        return _lrelu(x + noise * self.noise_strength + self.bias[None, :, None, None])
+
+
+class ToMask(nn.Module):
+    def __init__(self, cin: int, channels: int, w_dim: int):
+        super().__init__()
+        self.conv = ModulatedConv(cin, channels, 1, w_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return self.conv(x, w) + self.bias[None, :, None, None]
+
+
+class StyleGenerator(nn.Module):
+    """``forward(z, grades, generators, truncation) -> logits (B, C, res, res)``; sigmoid gives the masks."""
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        self.config = config
+        self.z_dim, self.w_dim = config.z_dim, config.w_dim
+        self.embed = nn.Embedding(NUM_GRADES, config.embed_dim)
+        layers: list[nn.Module] = []
+        fan_in = config.z_dim + config.embed_dim
+        for _ in range(config.mapping_layers):
+            layers.append(EqualLinear(fan_in, config.w_dim, lr_mul=0.01, act=True))  # lr_mul: StyleGAN sec. 2
+            fan_in = config.w_dim
+        self.mapping_net = nn.Sequential(*layers)
+        self.register_buffer("w_avg", torch.zeros(NUM_GRADES, config.w_dim))
+        channels = len(config.channels)
+        c4 = config.feature_channels(4)
+        self.const = nn.Parameter(torch.randn(c4, 4, 4))
+        self.layers = nn.ModuleList([StyleLayer(c4, c4, config.w_dim, 4)])
+        self.to_masks = nn.ModuleList([ToMask(c4, channels, config.w_dim)])
+        resolution, cin = 8, c4
+        while resolution <= config.res:
+            cout = config.feature_channels(resolution)
+            self.layers.append(StyleLayer(cin, cout, config.w_dim, resolution, up=True))
+            self.layers.append(StyleLayer(cout, cout, config.w_dim, resolution))
+            self.to_masks.append(ToMask(cout, channels, config.w_dim))
+            resolution, cin = resolution * 2, cout
+
+    def mapping(self, z: torch.Tensor, grades: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+        def normalise(v: torch.Tensor) -> torch.Tensor:
+            return v * torch.rsqrt(v.square().mean(dim=1, keepdim=True) + 1e-8)
+
+        w = self.mapping_net(torch.cat([normalise(z), normalise(self.embed(grades))], dim=1))
+        if truncation != 1.0:
+            centre = self.w_avg[grades]
+            w = centre + truncation * (w - centre)
+        return w
+
+    @torch.no_grad()
+    def update_w_avg(self, w: torch.Tensor, grades: torch.Tensor, beta: float) -> None:
+        """Running per-grade mean of w (truncation target). Callers pass every rank's w for DDP agreement."""
+        for grade in grades.unique():
+            selected = w[grades == grade].float().mean(dim=0)
+            self.w_avg[grade].lerp_(selected, 1.0 - beta)
+
+    def synthesis(self, w: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        x = self.const[None].expand(w.shape[0], -1, -1, -1)
+        x = self.layers[0](x, w, generators)
+        image = self.to_masks[0](x, w)
+        for index, to_mask in enumerate(self.to_masks[1:]):
+            x = self.layers[1 + 2 * index](x, w, generators)
+            x = self.layers[2 + 2 * index](x, w, generators)
+            image = F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False) + to_mask(x, w)
+        return image
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        grades: torch.Tensor,
+        generators: list[torch.Generator] | None = None,
+        truncation: float = 1.0,
+    ) -> torch.Tensor:
+        return self.synthesis(self.mapping(z, grades, truncation), generators)
+
+
+class DiscriminatorBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = EqualConv2d(cin, cin, 3)
+        self.conv2 = EqualConv2d(cin, cout, 3)
+        self.skip = EqualConv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.skip(F.avg_pool2d(x, 2))
+        x = F.avg_pool2d(_lrelu(self.conv2(_lrelu(self.conv1(x)))), 2)
+        return (x + skip) / _SQRT2
+
+
+def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """Append the standard deviation over groups of consecutive samples as one extra feature map."""
+    batch = x.shape[0]
+    group = min(group, batch)
+    if batch % group:
+        group = 1
+    if group == 1:
+        return torch.cat([x, torch.zeros_like(x[:, :1])], dim=1)
+    grouped = x.reshape(batch // group, group, *x.shape[1:])
+    std = (grouped.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # (batch/group,)
+    std = std.repeat_interleave(group)[:, None, None, None].expand(-1, 1, *x.shape[2:])
+    return torch.cat([x, std], dim=1)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """``forward(x, grades) -> (logits (B,), None)``: residual D with a projection grade head."""
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        channels = len(config.channels)
+        self.from_masks = EqualConv2d(channels, config.feature_channels(config.res), 1)
+        blocks, resolution = [], config.res
+        while resolution > 4:
+            cin, cout = config.feature_channels(resolution), config.feature_channels(resolution // 2)
+            blocks.append(DiscriminatorBlock(cin, cout))
+            resolution //= 2
+        self.blocks = nn.Sequential(*blocks)
+        c4 = config.feature_channels(4)
+        self.conv = EqualConv2d(c4 + 1, c4, 3)
+        self.fc = EqualLinear(c4 * 16, c4)
+        self.out = EqualLinear(c4, 1)
+        self.embed = nn.Embedding(NUM_GRADES, c4)
+        self.scale = 1.0 / math.sqrt(c4)
+
+    def forward(self, x: torch.Tensor, grades: torch.Tensor) -> tuple[torch.Tensor, None]:
+        x = self.blocks(_lrelu(self.from_masks(x)))
+        x = _lrelu(self.conv(minibatch_stddev(x)))
+        features = _lrelu(self.fc(x.flatten(1)))
+        logits = self.out(features).squeeze(1) + (self.embed(grades) * features).sum(dim=1) * self.scale
+        return logits, None

@@ -1,0 +1,383 @@
+"""Training loop of the layout GANs (StyleGAN2-ADA or ACGAN) with resume, DDP and best-checkpoint selection.
+
+Per D step: ``g_steps`` generator steps (Son et al.: 2), then one D step on reals and the last fakes, lazy R1
+every ``r1_interval`` D steps, ADA p update every ``ada_interval`` D steps, EMA of G. Sparse lesion channels
+make D's job easy (Son et al.), so D never sees hard masks: real and fake masks alike are softened by a
+Gaussian blur (``blur_sigma``) after ADA; with the G:D step ratio and one-sided label smoothing this keeps D
+from winning at once.
+
+Distributed (torchrun): each global batch is split into contiguous per-rank chunks (what a DistributedSampler
+does, but contiguous, so that minibatch-stddev groups and per-sample latents are those of a single process
+with the same global batch), and gradients are averaged with one all-reduce per network and step, as
+StyleGAN2-ADA's training loop does instead of wrapping in DistributedDataParallel (G and D alternate
+requires_grad, which DDP's reducer does not follow). Only rank 0 logs, writes samples and checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from retina.common.checkpoint import load_module, module_tensors, rng_state, set_rng_state
+from retina.common.dataset import FundusDataset
+from retina.common.device import resolve_device
+from retina.common.distributed import (
+    DistributedContext,
+    all_reduce_mean,
+    barrier,
+    init_distributed,
+    local_device,
+    shutdown,
+)
+from retina.common.errors import RetinaError
+from retina.common.imageio import write_png, write_text_atomic
+from retina.common.progress import progress_bar, summary
+from retina.common.run import RunFolder
+from retina.common.seeding import sample_seed, seed_everything, torch_generator
+from retina.layout.ada import AdaptiveAugment
+from retina.layout.config import GeneratorConfig, LayoutTrainConfig, TrainConfig
+from retina.layout.losses import discriminator_loss, generator_loss, grade_loss, r1_penalty
+from retina.layout.model import build_networks, expand_channels, per_sample_latents
+from retina.layout.sample import preview_grid
+
+
+def load_real_masks(data: str | Path, res: int) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """All masks of a canonical set at ``res`` as uint8 (N, C, res, res), grades (N,), channel names."""
+    dataset = FundusDataset(data, res, with_images=False, augment=None)
+    if not dataset.channels:
+        raise RetinaError(f"{data}: the data set has no masks/ channels; layout training needs masks")
+    dataset.index.require_grades("grade-conditioned layout training")
+    masks = torch.stack([dataset[i]["masks"].to(torch.uint8) for i in range(len(dataset))])
+    grades = torch.tensor([dataset.samples[i].grade for i in range(len(dataset))], dtype=torch.long)
+    return masks, grades, tuple(dataset.channels)
+
+
+def soften(masks: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur masks in [0, 1] and map them to [-1, 1] for D (same for reals and fakes)."""
+    if sigma > 0:
+        import kornia
+
+        size = 2 * math.ceil(2 * sigma) + 1
+        masks = kornia.filters.gaussian_blur2d(masks, (size, size), (sigma, sigma))
+    return masks * 2 - 1
+
+
+def reduce_gradients(module: torch.nn.Module, context: DistributedContext) -> None:
+    """Average gradients over ranks with one flat all-reduce (StyleGAN2-ADA's approach)."""
+    if not context.enabled:
+        return
+    import torch.distributed as dist
+
+    params = [p for p in module.parameters() if p.grad is not None]
+    if not params:
+        return
+    flat = torch.cat([p.grad.flatten() for p in params])
+    dist.all_reduce(flat)
+    flat /= context.world_size
+    for p, chunk in zip(params, flat.split([p.numel() for p in params]), strict=False):
+        p.grad.copy_(chunk.view_as(p))
+
+
+class LayoutTrainer:
+    def __init__(self, config: LayoutTrainConfig, resume: bool = False, progress: bool = True):
+        self.config = config
+        self.device_base = resolve_device(config.device)
+        self.context = init_distributed(self.device_base)
+        self.device = local_device(self.device_base, self.context)
+        self.progress = progress and self.context.is_main
+        checkpoint = None
+        if resume:
+            from retina.common.checkpoint import Checkpoint
+
+            checkpoint = Checkpoint(Path(config.out) / "last.safetensors").expect("layout")
+        saved_loop = checkpoint.config["training"] if checkpoint is not None else {}
+        for name in ("batch", "seed", "snapshot_kimg"):  # None: the resumed run's value, else the default
+            if getattr(config, name) is None:
+                setattr(config, name, saved_loop.get(name, getattr(LayoutTrainConfig(), name)))
+        if config.batch % self.context.world_size:
+            raise RetinaError(f"--batch {config.batch} is not divisible by the {self.context.world_size} processes")
+        self.local_batch = config.batch // self.context.world_size
+        seed_everything(config.seed)  # identical initial weights on every rank
+        if checkpoint is not None:
+            saved = GeneratorConfig(**checkpoint.config["generator"])
+            for name in ("arch", "res"):
+                wanted = getattr(config.generator, name)
+                if wanted is not None and wanted != getattr(saved, name):
+                    raise RetinaError(f"{checkpoint.path}: trained with --{name} {getattr(saved, name)}, not {wanted};"
+                                      f" resume with --{name} {getattr(saved, name)} or start a new --out")
+            config.generator = saved
+            config.train = TrainConfig(**{**checkpoint.config["train"], **_overrides(config.train)})
+            config.data = config.data or checkpoint.config["training"]["data"]
+        if not config.data:
+            raise RetinaError("--data is required (a canonical data set with masks)")
+        gen = config.generator
+        if gen.res < 8 or gen.res & (gen.res - 1):
+            raise RetinaError(f"--res {gen.res}: use a power of two >= 8 (e.g. 32, 64, 128, 256)")
+        self.real, self.real_grades, channels = load_real_masks(config.data, gen.res)
+        if gen.channels and tuple(gen.channels) != channels:
+            raise RetinaError(f"{config.data}: channels {','.join(channels)} differ from the checkpoint's "
+                              f"{','.join(gen.channels)}")
+        gen.channels = list(channels)
+        self.G, self.D = build_networks(gen)
+        self.G, self.D = self.G.to(self.device), self.D.to(self.device)
+        if config.channels_last:
+            self.G, self.D = self.G.to(memory_format=torch.channels_last), self.D.to(memory_format=torch.channels_last)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        seed_everything(config.seed + self.context.rank)  # ADA draws differ per rank, as per-rank data does
+        t = config.train
+        # Lazy regularisation: rescale D's Adam hyper-parameters (StyleGAN2 appendix B).
+        ratio = t.r1_interval / (t.r1_interval + 1)
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), eps=1e-8)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d * ratio,
+                                      betas=(t.beta1 ** ratio, t.beta2 ** ratio), eps=1e-8)
+        self.ada = AdaptiveAugment(t.ada_target, t.ada_interval, t.ada_kimg)
+        self.cur_nimg, self.step, self.fakes_drawn = 0, 0, 0
+        self.best_score = math.inf
+        self.run = RunFolder(config.out, self._checkpoint_config(), resume=resume, is_main=self.context.is_main)
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self._eval_index = torch.arange(min(config.eval_n, len(self.real)))
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _checkpoint_config(self) -> dict:
+        return {"kind": "layout", "arch": self.config.generator.arch, "generator": self.config.generator.to_dict(),
+                "train": self.config.train.to_dict(), "training": self.config.to_dict()}
+
+    def _tensors(self) -> dict:
+        return {**module_tensors("g", self.G), **module_tensors("d", self.D), **module_tensors("g_ema", self.G_ema)}
+
+    def _state(self) -> dict:
+        return {"cur_nimg": self.cur_nimg, "step": self.step, "fakes_drawn": self.fakes_drawn,
+                "best_score": None if math.isinf(self.best_score) else self.best_score,
+                "ada": self.ada.state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+                "rng": rng_state()}
+
+    def _restore(self, checkpoint) -> None:
+        for prefix, module in (("g", self.G), ("d", self.D), ("g_ema", self.G_ema)):
+            load_module(module, checkpoint.submodule(prefix), checkpoint.path)
+        state = checkpoint.state
+        self.cur_nimg, self.step, self.fakes_drawn = state["cur_nimg"], state["step"], state["fakes_drawn"]
+        self.best_score = math.inf if state["best_score"] is None else state["best_score"]
+        self.ada.load_state(state["ada"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        if self.context.rank == 0:
+            set_rng_state(state["rng"])
+        if self.context.is_main:  # drop log records written after the checkpoint: the curve continues from it
+            log = self.run.path / "log.jsonl"
+            if log.is_file():
+                kept = [line for line in log.read_text("utf-8").splitlines()
+                        if line.strip() and _nimg(line) <= self.cur_nimg]
+                write_text_atomic(log, "".join(line + "\n" for line in kept))
+
+    # -- data -------------------------------------------------------------------------------------
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's contiguous chunk of the global batch starting at image ``cur_nimg`` of the data stream
+        (one fresh permutation per epoch, seeded by the run seed and the epoch)."""
+        count = len(self.real)
+        first = self.cur_nimg + self.context.rank * self.local_batch
+        positions = range(first, first + self.local_batch)
+        permutations: dict[int, torch.Tensor] = {}
+        indices = []
+        for position in positions:
+            epoch = position // count
+            if epoch not in permutations:
+                permutations[epoch] = torch.randperm(count, generator=torch_generator(self.config.seed * 7919 + epoch))
+            indices.append(int(permutations[epoch][position % count]))
+        index = torch.tensor(indices)
+        return self.real[index].to(self.device).float(), self.real_grades[index].to(self.device)
+
+    def _fake(self, grades: torch.Tensor, generator: torch.nn.Module | None = None) -> torch.Tensor:
+        first = self.fakes_drawn + self.context.rank * self.local_batch
+        seeds = [sample_seed(self.config.seed, first + i) for i in range(self.local_batch)]
+        self.fakes_drawn += self.config.batch
+        z, generators = per_sample_latents(seeds, self.G.z_dim, self.device)
+        return torch.sigmoid((generator or self.G)(z, grades, generators).float())
+
+    def _autocast(self):
+        if self.config.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _discriminate(self, masks: torch.Tensor, grades: torch.Tensor):
+        with self._autocast():
+            return self.D(masks, grades)
+
+    # -- one step ---------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        t = self.config.train
+        real, grades = self._real_batch()
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        g_losses = []
+        for _ in range(t.g_steps):
+            with self._autocast():
+                z_first = self.fakes_drawn
+                fake = self._fake(grades)
+            logits, grade_logits = self._discriminate(soften(self.ada(fake), t.blur_sigma), grades)
+            loss_g = generator_loss(logits.float()) + t.ac_weight * grade_loss(grade_logits, grades)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            reduce_gradients(self.G, self.context)
+            self.opt_g.step()
+            g_losses.append(loss_g.detach())
+            if hasattr(self.G, "update_w_avg"):
+                self._update_w_avg(z_first, grades)
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        do_r1 = t.r1_gamma > 0 and self.step % t.r1_interval == 0
+        real_in = soften(self.ada(real), t.blur_sigma).detach().requires_grad_(do_r1)
+        real_logits, real_grade_logits = self._discriminate(real_in, grades)
+        fake_logits, fake_grade_logits = self._discriminate(soften(self.ada(fake.detach()), t.blur_sigma), grades)
+        loss_d = discriminator_loss(real_logits.float(), fake_logits.float(), t.label_smoothing)
+        loss_d = loss_d + t.ac_weight * (grade_loss(real_grade_logits, grades) + grade_loss(fake_grade_logits, grades))
+        r1 = torch.zeros((), device=self.device)
+        if do_r1:
+            r1 = r1_penalty(real_logits.float(), real_in)
+            loss_d = loss_d + r1 * (t.r1_gamma / 2) * t.r1_interval
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        reduce_gradients(self.D, self.context)
+        self.opt_d.step()
+        self.ada.accumulate(real_logits)
+        self.step += 1
+        self.cur_nimg += self.config.batch
+        if self.step % t.ada_interval == 0:
+            self.ada.update(self.config.batch * t.ada_interval, self.context)
+        self._update_ema()
+        values = torch.stack([torch.stack(g_losses).mean(), loss_d.detach(), r1.detach()])
+        loss_g_value, loss_d_value, r1_value = all_reduce_mean(values, self.context).tolist()
+        return {"kimg": self.cur_nimg / 1000, "nimg": self.cur_nimg, "step": self.step, "loss_g": loss_g_value,
+                "loss_d": loss_d_value, "r1": r1_value if do_r1 else None, "ada_p": self.ada.p,
+                "ada_rt": self.ada.last_rt}
+
+    @torch.no_grad()
+    def _update_w_avg(self, first: int, grades: torch.Tensor) -> None:
+        """Per-grade mean w, computed on the whole global batch so that every rank holds the same buffer."""
+        seeds = [sample_seed(self.config.seed, first + i) for i in range(self.config.batch)]
+        z, _ = per_sample_latents(seeds, self.G.z_dim, self.device)
+        all_grades = _all_gather(grades, self.context)
+        w = self.G.mapping(z, all_grades)
+        self.G.update_w_avg(w, all_grades, self.config.train.w_avg_beta)
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        t = self.config.train
+        ema_nimg = t.ema_kimg_per_32 * 1000 * self.config.batch / 32
+        ema_nimg = min(ema_nimg, self.cur_nimg * t.ema_rampup)
+        beta = 0.5 ** (self.config.batch / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=False):
+            p_ema.copy_(p.detach().lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=False):
+            b_ema.copy_(b)
+
+    # -- snapshots --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, dict]:
+        """Layout score (lower is better) of a fixed generated batch against a fixed real batch."""
+        from retina.layout.metrics import layout_report
+
+        real = self.real[self._eval_index].bool().numpy()
+        real_grades = self.real_grades[self._eval_index].tolist()
+        seeds = [sample_seed(self.config.seed + 1_000_003, i) for i in range(len(real_grades))]
+        z, generators = per_sample_latents(seeds, self.G_ema.z_dim, self.device)
+        labels = torch.tensor(real_grades, device=self.device)
+        fake = (torch.sigmoid(self.G_ema(z, labels, generators).float()) >= 0.5).cpu().numpy()
+        report = layout_report(real, real_grades, fake, real_grades, self.config.generator.channels,
+                               classifier=False)
+        return float(report["score"]), report
+
+    @torch.no_grad()
+    def write_grid(self) -> Path:
+        grades = [g for g in range(5) for _ in range(6)]
+        seeds = [sample_seed(self.config.seed + 2_000_003, i) for i in range(len(grades))]
+        z, generators = per_sample_latents(seeds, self.G_ema.z_dim, self.device)
+        probabilities = torch.sigmoid(self.G_ema(z, torch.tensor(grades, device=self.device), generators).float())
+        masks = expand_channels((probabilities >= 0.5).cpu().numpy(), tuple(self.config.generator.channels))
+        path = self.run.samples / f"kimg{self.cur_nimg / 1000:08.3f}.png"
+        write_png(path, preview_grid(masks, grades, per_row=6))
+        return path
+
+    def snapshot(self) -> dict:
+        record: dict = {"kimg": self.cur_nimg / 1000, "nimg": self.cur_nimg, "snapshot": True}
+        if self.context.is_main:
+            score, _ = self.evaluate()
+            record["layout_score"] = score
+            self.write_grid()
+            if score < self.best_score:
+                self.best_score = score
+                record["best"] = True
+                self.run.save("best", self._tensors(), self._checkpoint_config(), self._state())
+            self.run.save("last", self._tensors(), self._checkpoint_config(), self._state())
+            self.run.log(record)
+        barrier(self.context)
+        return record
+
+    # -- loop -------------------------------------------------------------------------------------
+    def train(self) -> dict:
+        config = self.config
+        total = int(round(config.kimg * 1000))
+        snapshot_every = max(int(round(config.snapshot_kimg * 1000)), config.batch)
+        last: dict = {}
+        next_snapshot = (self.cur_nimg // snapshot_every + 1) * snapshot_every
+        with progress_bar(total, f"layout {config.generator.arch} {config.generator.res}px", self.progress) as bar:
+            bar.advance(min(self.cur_nimg, total))
+            while self.cur_nimg < total:
+                last = self.train_step()
+                self.run.log(last)
+                bar.advance(config.batch, loss_g=last["loss_g"], loss_d=last["loss_d"], p=last["ada_p"])
+                if self.cur_nimg >= next_snapshot or self.cur_nimg >= total:
+                    self.snapshot()
+                    next_snapshot = (self.cur_nimg // snapshot_every + 1) * snapshot_every
+            elapsed = bar.elapsed
+        best = "n/a" if math.isinf(self.best_score) else f"{self.best_score:.4f}"
+        if last:
+            summary(f"trained layout {config.generator.arch} {config.generator.res}px to "
+                    f"{self.cur_nimg / 1000:.3f} kimg"
+                    f" in {elapsed:.0f} s: loss_g {last['loss_g']:.3f} loss_d {last['loss_d']:.3f} ada p "
+                    f"{self.ada.p:.3f}, best layout score {best} -> {self.run.path}/last.safetensors",
+                    self.context.is_main)
+        else:
+            summary(f"{self.run.path}: already trained to {self.cur_nimg / 1000:.3f} kimg (>= --kimg {config.kimg})",
+                    self.context.is_main)
+        return last
+
+    def close(self) -> None:
+        shutdown(self.context)
+
+
+def _all_gather(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
+    if not context.enabled:
+        return values
+    import torch.distributed as dist
+
+    gathered = [torch.empty_like(values) for _ in range(context.world_size)]
+    dist.all_gather(gathered, values.contiguous())
+    return torch.cat(gathered)
+
+
+def _nimg(line: str) -> int:
+    try:
+        return int(json.loads(line).get("nimg", 0))
+    except (json.JSONDecodeError, AttributeError):
+        return 1 << 62
+
+
+def _overrides(train: TrainConfig) -> dict:
+    """Training options the user changed from the defaults (they win over a resumed run's values)."""
+    defaults = TrainConfig()
+    return {k: v for k, v in train.to_dict().items() if getattr(defaults, k) != v}
+
+
+def train_layout(config: LayoutTrainConfig, resume: bool = False, progress: bool = True) -> dict:
+    trainer = LayoutTrainer(config, resume=resume, progress=progress)
+    try:
+        return trainer.train()
+    finally:
+        trainer.close()
+

@@ -1,0 +1,135 @@
+"""Layout networks: shapes, ranges, per-seed determinism, ADA p direction, truncation, a tiny overfit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from retina.common.checkpoint import save_checkpoint
+from retina.common.errors import RetinaError
+from retina.common.schema import CHANNEL_INDEX, NUM_CHANNELS
+from retina.layout.ada import AdaptiveAugment
+from retina.layout.config import GeneratorConfig
+from retina.layout.losses import discriminator_loss, generator_loss, grade_loss, r1_penalty
+from retina.layout.model import GanLayout, ProceduralLayout, build_networks, load_layout_model
+
+CHANNELS = ["vessels", "od", "ma"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Two threads on a loaded 2-core machine are ~10x slower than one for these tiny convolutions.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _config(arch: str, res: int = 16) -> GeneratorConfig:
+    return GeneratorConfig(arch=arch, res=res, channels=CHANNELS, width=8, channel_max=32, z_dim=16, w_dim=16)
+
+
+@pytest.mark.parametrize("arch", ["stylegan", "acgan"])
+def test_shapes_range_and_same_seed_same_mask_in_any_batch(arch):
+    generator, discriminator = build_networks(_config(arch))
+    sampler = GanLayout(generator, _config(arch), "abc", torch.device("cpu"))
+    probabilities = sampler.probabilities([0, 4, 2], [11, 22, 33])
+    assert probabilities.shape == (3, 3, 16, 16)
+    assert 0 <= float(probabilities.min()) and float(probabilities.max()) <= 1
+    alone = sampler.probabilities([4], [22])
+    torch.testing.assert_close(alone[0], probabilities[1], rtol=1e-5, atol=1e-6)
+    other_seed = sampler.probabilities([4], [23])
+    assert not torch.allclose(alone, other_seed)
+    masks = sampler.sample([0, 4], [11, 22], res=32)
+    assert masks.shape == (2, NUM_CHANNELS, 32, 32) and masks.dtype == bool
+    assert not masks[:, CHANNEL_INDEX["he"]].any() and not masks[:, CHANNEL_INDEX["fov"]].any()
+    logits, grade_logits = discriminator(probabilities * 2 - 1, torch.tensor([0, 4, 2]))
+    assert logits.shape == (3,)
+    assert (grade_logits is None) == (arch == "stylegan")
+    if grade_logits is not None:
+        assert grade_logits.shape == (3, 5)
+
+
+def test_truncation_zero_gives_the_grade_mean_w():
+    generator, _ = build_networks(_config("stylegan"))
+    generator.w_avg.copy_(torch.randn_like(generator.w_avg))
+    z, grades = torch.randn(4, 16), torch.tensor([0, 1, 4, 4])
+    torch.testing.assert_close(generator.mapping(z, grades, truncation=0.0), generator.w_avg[grades])
+    half = generator.mapping(z, grades, truncation=0.5)
+    full = generator.mapping(z, grades)
+    torch.testing.assert_close(half, generator.w_avg[grades] + 0.5 * (full - generator.w_avg[grades]))
+    before, before4 = generator.w_avg[2].clone(), generator.w_avg[4].clone()
+    generator.update_w_avg(full, grades, beta=0.5)
+    torch.testing.assert_close(generator.w_avg[4], 0.5 * before4 + 0.5 * full[2:].mean(dim=0))
+    torch.testing.assert_close(generator.w_avg[2], before)  # grade 2 not in the batch: unchanged
+
+
+def test_ada_p_rises_when_d_overfits_and_falls_otherwise():
+    ada = AdaptiveAugment(target=0.6, interval=4, kimg=0.1)
+    for _ in range(4):
+        ada.accumulate(torch.full((8,), 3.0))  # D confident on every real: r_t = 1 > 0.6
+    ada.update(images_seen=32)
+    assert ada.p == pytest.approx(0.32)
+    for _ in range(4):
+        ada.accumulate(torch.tensor([1.0, -1.0] * 4))  # r_t = 0 < 0.6
+    ada.update(images_seen=32)
+    assert ada.p == pytest.approx(0.0)
+    ada.update(images_seen=32)  # nothing accumulated: no change
+    assert ada.p == 0.0
+
+
+def test_ada_augments_differentiably_and_is_identity_at_p0():
+    ada = AdaptiveAugment()
+    x = torch.rand(4, 3, 16, 16, requires_grad=True)
+    assert ada(x) is x
+    ada.p = 1.0
+    y = ada(x)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+    y.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_losses():
+    big = torch.full((4,), 8.0)
+    assert discriminator_loss(big, -big, smoothing=0.9) > discriminator_loss(big, -big, smoothing=1.0) + 0.5
+    assert generator_loss(big) < generator_loss(-big)
+    assert grade_loss(None, torch.tensor([1])) == 0
+    x = torch.rand(2, 1, 4, 4, requires_grad=True)
+    assert r1_penalty((3 * x).sum(dim=(1, 2, 3)), x) == pytest.approx(9 * 16)
+
+
+@pytest.mark.parametrize("arch", ["stylegan", "acgan"])
+def test_tiny_overfit_loss_drops(arch):
+    torch.manual_seed(0)
+    generator, _ = build_networks(_config(arch))
+    target = torch.zeros(4, 3, 16, 16)
+    target[:, 0, 4:12, 7:9] = 1
+    target[:, 1, 6:10, 2:6] = 1
+    target[1:, 2, 12, 12] = 1
+    z, grades = torch.randn(4, 16), torch.tensor([0, 1, 2, 3])
+    optimiser = torch.optim.Adam(generator.parameters(), lr=0.01)
+    losses = []
+    for _ in range(40):
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(generator(z, grades), target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_procedural_sampler_is_deterministic():
+    model = ProceduralLayout()
+    first = model.sample([4, 0], [5, 6], 32)
+    assert first.shape == (2, NUM_CHANNELS, 32, 32) and first.dtype == bool
+    np.testing.assert_array_equal(model.sample([0], [6], 32)[0], first[1])
+    assert model.name == "procedural" and load_layout_model(None).name == "procedural"
+
+
+def test_load_refuses_other_kinds(tmp_path):
+    save_checkpoint(tmp_path / "render", {"x": torch.zeros(1)}, {"kind": "render", "arch": "spade"})
+    with pytest.raises(RetinaError, match="layout"):
+        load_layout_model(tmp_path / "render.safetensors")
+    with pytest.raises(RetinaError, match="not found"):
+        load_layout_model(tmp_path / "missing.safetensors")
