@@ -43,8 +43,14 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: a :class:`RetinaError` becomes ``error: ...`` on one line and exit status 2."""
     from retina.common.errors import RetinaError
 
+    for stream in (sys.stdout, sys.stderr):
+        # File names need not be valid UTF-8 (os.fsdecode keeps bad bytes as surrogates): never crash printing one.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
+        if code == 130:  # typer returns 130 (not raises) for Ctrl-C when standalone_mode is off
+            raise KeyboardInterrupt
     except RetinaError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -55,15 +61,26 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(done.exit_code)
     except SystemExit:
         raise
-    except Exception as error:  # click usage errors and the like
-        import click
+    except Exception as error:
+        if not isinstance(error, _usage_error_types()):
+            raise
+        # A usage error (bad option value, missing option) is a user error too: one line, exit 2.
+        hint = f" (see `{error.ctx.command_path} --help`)" if getattr(error, "ctx", None) else ""
+        print(f"error: {error.format_message()}{hint}", file=sys.stderr)
+        sys.exit(2)
 
-        if isinstance(error, click.exceptions.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+
+def _usage_error_types() -> tuple[type, ...]:
+    """typer bundles its own copy of click; a plugin may still raise the real click's errors."""
+    import importlib
+
+    types = []
+    for name in ("typer._click.exceptions", "click.exceptions"):
+        try:
+            types.append(importlib.import_module(name).ClickException)
+        except (ImportError, AttributeError):
+            continue
+    return tuple(types)
 
 
 if __name__ == "__main__":

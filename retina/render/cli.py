@@ -1,9 +1,88 @@
-"""`retina render` and `retina generate` (placeholder until implemented)."""
+"""``retina render`` (render a mask folder; ``retina render train`` trains a renderer) and ``retina generate``.
+
+Torch and the models are imported inside the commands so that ``retina --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
-app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
+from retina.common.errors import RetinaError, parse_grade
+
+app = typer.Typer(
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Render masks into fundus photographs: `retina render --masks DIR --out DIR`, or `retina render train`.",
+)
 
 
-def generate() -> None:
-    """Placeholder."""
+@app.callback(invoke_without_command=True)
+def render(
+    ctx: typer.Context,
+    masks: Path | None = typer.Option(None, "--masks", help="Canonical-format folder of mask sets to render."),
+    checkpoint: Path | None = typer.Option(
+        None, "--checkpoint", help="Render checkpoint (.safetensors); without one, the procedural preview renderer."),
+    grade: str | None = typer.Option(
+        None, "--grade", help="Grade 0-4 for rows of labels.csv without one (else the renderer predicts it)."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; sample i uses sample_seed(seed, i)."),
+    batch: int = typer.Option(4, "--batch", help="Images rendered per forward pass."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA; optional on CPU)."),
+    out: Path | None = typer.Option(None, "--out", help="Output folder (a new canonical data set)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+) -> None:
+    """Render every mask set in --masks; write images next to copies of the masks in --out."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if masks is None or out is None:
+        missing = " and ".join(f"--{name}" for name, value in (("masks", masks), ("out", out)) if value is None)
+        raise RetinaError(f"retina render: {missing} required (retina render --masks DIR --out DIR), "
+                          "or a subcommand such as `retina render train`")
+    grade_value = None if grade is None else parse_grade(grade, "--grade")
+    from retina.common.device import resolve_device
+    from retina.render.infer import open_renderer, render_folder
+
+    torch_device = resolve_device(device)
+    renderer = open_renderer(checkpoint, torch_device, amp=amp)
+    render_folder(masks, out, renderer, grade=grade_value, seed=seed, batch=batch, device=torch_device,
+                  overwrite=overwrite, checkpoint=checkpoint)
+
+
+try:  # the trainer lives in its own module (retina/render/train_cli.py)
+    from retina.render.train_cli import render_train
+except ModuleNotFoundError as error:  # pragma: no cover - only while the trainer is not there
+    if error.name != "retina.render.train_cli":
+        raise
+else:
+    app.command("train", help="Train a DR-GAN or SPADE renderer on a canonical data set.")(render_train)
+
+
+def generate(
+    out: Path = typer.Option(..., "--out", help="Output folder (a new canonical data set)."),
+    grades: str = typer.Option("uniform", "--grades", help="'uniform' (balanced 0-4), '4', '0,2,4' or '0-4'."),
+    n: int = typer.Option(1000, "--n", help="Number of images over all shards."),
+    layout_ckpt: Path | None = typer.Option(
+        None, "--layout-ckpt", help="Layout checkpoint; without one, the procedural layout prior."),
+    render_ckpt: Path | None = typer.Option(
+        None, "--render-ckpt", help="Render checkpoint; without one, the procedural preview renderer."),
+    seed: int = typer.Option(0, "--seed", help="Base seed; global index i uses sample_seed(seed, i)."),
+    res: int | None = typer.Option(None, "--res", help="Resolution (default: the renderer's, else 256)."),
+    batch: int = typer.Option(8, "--batch", help="Samples per streaming step (memory is constant in --n)."),
+    shard: str | None = typer.Option(
+        None, "--shard", help="i/n: generate only shard i of n (under torchrun: rank/world automatically)."),
+    truncation: float = typer.Option(1.0, "--truncation", help="Layout sampling truncation (1 = none)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast for the renderer."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue a killed run from OUT.partial (give the same options again)."),
+) -> None:
+    """Layout then render in one streaming pass: a balanced, labelled canonical data set."""
+    from retina.common.device import resolve_device
+    from retina.render.generate import generate_dataset
+
+    generate_dataset(out, n, grades=grades, layout_ckpt=layout_ckpt, render_ckpt=render_ckpt, seed=seed, res=res,
+                     batch=batch, shard=shard, device=resolve_device(device), amp=amp, truncation=truncation,
+                     overwrite=overwrite, resume=resume)

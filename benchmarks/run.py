@@ -1,0 +1,292 @@
+"""Throughput, memory and efficiency benchmarks for this machine (run by hand, not in the test suite).
+
+    python benchmarks/run.py            # full run (~15-25 min on 2 CPU cores)
+    python benchmarks/run.py --quick    # smaller repeats, for a smoke check
+
+Each item runs in its own subprocess so that its peak RSS is its own. Throughputs are medians of 3 timed
+repeats after a warm-up. Achieved GFLOP/s counts the forward FLOPs with torch.utils.flop_counter and divides by
+time; the fraction is relative to the machine's matmul peak measured in the same run. The reference is a SPADE
+generator written to Park et al. (2019) at the same width and output size (benchmarks/reference_spade.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.machine_peak import matmul_gflops  # noqa: E402
+
+WIDTH = 64  # render width for ours and the reference (the reference's ngf)
+LABEL_CHANNELS = 10
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _forward_flops(fn) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return float(counter.get_total_flops())
+
+
+def _timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        timings.append(time.perf_counter() - start)
+    return statistics.median(timings)
+
+
+def _precision_context(precision: str):
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+# -- models -----------------------------------------------------------------------------------------
+def _render_model(arch: str, res: int):
+    """(forward(masks) callable, module) for one renderer at WIDTH, untrained (speed does not depend on weights)."""
+    if arch == "reference-spade":
+        from benchmarks.reference_spade import ReferenceSPADEGenerator
+
+        model = ReferenceSPADEGenerator(LABEL_CHANNELS, WIDTH, res).eval()
+        return (lambda masks: model(masks)), model
+    if arch == "drgan":
+        from retina.render.drgan import DRGANGenerator
+
+        model = DRGANGenerator(LABEL_CHANNELS, width=WIDTH, fine=True, grading_dim=0).eval()
+        return (lambda masks: model(masks)[0]), model
+    if arch == "spade":
+        from retina.render.config import RenderConfig
+        from retina.render.spade import build_spade
+
+        model = build_spade(RenderConfig(arch="spade", res=res, width=WIDTH)).eval()
+        return (lambda masks: model(masks)), model
+    raise ValueError(arch)
+
+
+def bench_render(arch: str, res: int, precision: str, repeats: int, batch: int = 4) -> dict:
+    torch.manual_seed(0)
+    forward, model = _render_model(arch, res)
+    masks = (torch.rand(batch, LABEL_CHANNELS, res, res) > 0.9).float()
+    if precision == "bf16":
+        model = model.to(memory_format=torch.channels_last)
+        masks = masks.contiguous(memory_format=torch.channels_last)
+
+    def run():
+        with torch.inference_mode(), _precision_context(precision):
+            forward(masks)
+
+    with torch.inference_mode():
+        flops = _forward_flops(lambda: forward(masks))
+    seconds = _timed(run, repeats)
+    return {"images_per_s": batch / seconds, "gflop_per_image": flops / batch / 1e9,
+            "achieved_gflops": flops / seconds / 1e9,
+            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+
+
+def bench_render_train(arch: str, res: int, precision: str, repeats: int, batch: int = 2) -> dict:
+    """One full GAN step (G forward/backward through D, D forward/backward on real and fake), per image."""
+    from benchmarks.reference_spade import ReferencePatchDiscriminator
+
+    torch.manual_seed(0)
+    forward, model = _render_model(arch, res)
+    model.train()
+    if arch == "reference-spade":
+        discriminator = ReferencePatchDiscriminator(LABEL_CHANNELS + 3, WIDTH)
+    else:
+        from retina.render.discriminator import MultiScaleDiscriminator
+
+        discriminator = MultiScaleDiscriminator(LABEL_CHANNELS + 3, WIDTH)
+    g_opt = torch.optim.Adam(model.parameters(), 1e-4, betas=(0.5, 0.999))
+    d_opt = torch.optim.Adam(discriminator.parameters(), 1e-4, betas=(0.5, 0.999))
+    masks = (torch.rand(batch, LABEL_CHANNELS, res, res) > 0.9).float()
+    real = torch.rand(batch, 3, res, res) * 2 - 1
+
+    def score(outputs) -> torch.Tensor:
+        if isinstance(outputs, dict):
+            outputs = outputs.get("logits", list(outputs.values()))
+        flat = []
+        for item in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            flat.extend(item if isinstance(item, (list, tuple)) else [item])
+        return sum(t.float().mean() for t in flat if isinstance(t, torch.Tensor))
+
+    def step():
+        with _precision_context(precision):
+            fake = forward(masks)
+            g_loss = -score(discriminator(torch.cat([masks, fake], 1)))
+        g_opt.zero_grad(set_to_none=True)
+        g_loss.backward()
+        g_opt.step()
+        with _precision_context(precision):
+            d_loss = score(discriminator(torch.cat([masks, fake.detach()], 1))) - score(
+                discriminator(torch.cat([masks, real], 1)))
+        d_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        d_opt.step()
+
+    seconds = _timed(step, repeats)
+    return {"train_s_per_image": seconds / batch, "train_images_per_s": batch / seconds}
+
+
+def bench_layout(model_name: str, repeats: int, res: int = 256, batch: int = 16) -> dict:
+    from retina.layout.model import load_layout_model
+
+    device = torch.device("cpu")
+    if model_name == "procedural":
+        sampler = load_layout_model(None, device)
+    else:
+        from retina.layout.model import untrained_layout_model
+
+        sampler = untrained_layout_model(model_name, res, device)
+    grades = [i % 5 for i in range(batch)]
+    counter = iter(range(10**9))
+
+    def run():
+        base = next(counter) * batch
+        sampler.sample(grades, list(range(base, base + batch)), res, 1.0)
+
+    seconds = _timed(run, repeats)
+    return {"masks_per_s": batch / seconds}
+
+
+def bench_peak(dtype: str, quick: bool) -> dict:
+    n = 2048 if quick else 4096
+    return {"gflops": matmul_gflops(torch.bfloat16 if dtype == "bf16" else torch.float32, n)}
+
+
+# -- driver ---------------------------------------------------------------------------------------
+def items(quick: bool) -> list[tuple[str, list[str]]]:
+    plan = [("peak fp32", ["peak", "fp32"]), ("peak bf16", ["peak", "bf16"])]
+    for model in ("procedural", "stylegan", "acgan"):
+        plan.append((f"layout {model} 256 b16", ["layout", model]))
+    for res in (256, 512):
+        for arch in ("reference-spade", "drgan", "spade"):
+            for precision in ("fp32", "bf16"):
+                if quick and res == 512:
+                    continue
+                plan.append((f"render {arch} {res} b4 {precision}", ["render", arch, str(res), precision]))
+    for arch in ("reference-spade", "drgan", "spade"):
+        for precision in ("fp32", "bf16"):
+            plan.append((f"train {arch} 256 b2 {precision}", ["train", arch, "256", precision]))
+    return plan
+
+
+def run_item(args: list[str], repeats: int, quick: bool) -> dict:
+    kind = args[0]
+    if kind == "peak":
+        result = bench_peak(args[1], quick)
+    elif kind == "layout":
+        result = bench_layout(args[1], repeats)
+    elif kind == "render":
+        result = bench_render(args[1], int(args[2]), args[3], repeats)
+    elif kind == "train":
+        result = bench_render_train(args[1], int(args[2]), args[3], max(1, repeats - 1))
+    else:
+        raise ValueError(kind)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    return result
+
+
+def machine() -> str:
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="run only items whose label contains this text")
+    parser.add_argument("--item", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default=str(Path(__file__).parent / f"results-{_dt.date.today()}.json"))
+    options = parser.parse_args()
+    repeats = 2 if options.quick else 3
+    if options.item:
+        print(json.dumps(run_item(options.item, repeats, options.quick)))
+        return
+    results = {"date": str(_dt.date.today()), "machine": machine(), "width": WIDTH, "items": {}}
+    for label, args in items(options.quick):
+        if options.only and options.only not in label:
+            continue
+        command = [sys.executable, __file__, "--item", *args] + (["--quick"] if options.quick else [])
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+            results["items"][label] = {"error": tail}
+            print(f"{label:40s} failed: {tail}", flush=True)
+            continue
+        results["items"][label] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{label:40s} {json.dumps(results['items'][label])}", flush=True)
+    Path(options.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(markdown_table(results))
+
+
+def markdown_table(results: dict) -> str:
+    items_ = results["items"]
+    peak = {p: items_.get(f"peak {p}", {}).get("gflops") for p in ("fp32", "bf16")}
+    lines = [f"Date {results['date']}; machine: {results['machine']}; render width {results['width']}.", "",
+             f"Matmul peak: fp32 {peak['fp32'] or float('nan'):.0f} GFLOP/s, bf16 {peak['bf16'] or float('nan'):.0f}"
+             " GFLOP/s.", "",
+             "| item | throughput | vs reference (same res, fp32) | GFLOP/img | achieved GFLOP/s | % of peak "
+             "| peak RSS MB |",
+             "|---|---|---|---|---|---|---|"]
+    for label, value in items_.items():
+        if label.startswith("peak"):
+            continue
+        if "error" in value:
+            lines.append(f"| {label} | failed: {value['error'][:60]} | | | | | |")
+            continue
+        parts = label.split()
+        throughput, ratio = "", ""
+        if "masks_per_s" in value:
+            throughput = f"{value['masks_per_s']:.1f} masks/s"
+        elif "images_per_s" in value:
+            throughput = f"{value['images_per_s']:.2f} img/s"
+            reference = items_.get(f"render reference-spade {parts[2]} b4 fp32", {}).get("images_per_s")
+            if reference:
+                ratio = f"{value['images_per_s'] / reference:.2f}x"
+        elif "train_images_per_s" in value:
+            throughput = f"{value['train_s_per_image']:.2f} s/img"
+            reference = items_.get(f"train reference-spade {parts[2]} b2 fp32", {}).get("train_images_per_s")
+            if reference:
+                ratio = f"{value['train_images_per_s'] / reference:.2f}x"
+        gflop = value.get("gflop_per_image")
+        achieved = value.get("achieved_gflops")
+        precision = parts[-1] if parts[-1] in ("fp32", "bf16") else "fp32"
+        fraction = f"{100 * achieved / peak[precision]:.0f}%" if achieved and peak.get(precision) else ""
+        lines.append(f"| {label} | {throughput} | {ratio} | {gflop:.1f} | {achieved:.0f} | {fraction} | "
+                     f"{value['peak_rss_mb']:.0f} |" if gflop else
+                     f"| {label} | {throughput} | {ratio} | | | | {value['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

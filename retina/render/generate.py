@@ -1,0 +1,176 @@
+"""``retina generate``: layout then render in one streaming pass into a balanced, labelled canonical data set.
+
+Memory stays constant in N: each batch is sampled, rendered, written and dropped before the next one.
+Large runs split by index: ``--shard i/n`` takes the contiguous global index block
+``[N*i//n, N*(i+1)//n)``. A sample's name (``gen_000123``), grade (``grades[index % len(grades)]``) and seed
+(``sample_seed(seed, index)``) come from its *global* index, so shards made on different machines merge with
+no duplicate names or seeds and their union equals the unsharded run. Under ``torchrun`` each rank takes
+shard ``rank/world`` by itself and writes ``OUT/shard-RANK-of-WORLD``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from retina.common.canonical import CanonicalWriter
+from retina.common.checkpoint import checkpoint_paths, file_sha256
+from retina.common.errors import RetinaError, parse_grades
+from retina.common.progress import progress_bar, summary
+from retina.common.schema import CHANNEL_NAMES
+from retina.common.seeding import sample_seed
+from retina.render.infer import images_to_uint8, open_renderer, renderer_info
+
+DEFAULT_RES = 256
+GENERATE_EXTRA_COLUMNS = ("index", "seed", "model", "checkpoint", "layout_model", "layout_checkpoint")
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)`` with 0 <= i < n; ``None`` -> ``(0, 1)``."""
+    if spec is None or spec.strip() == "":
+        return 0, 1
+    try:
+        index_text, count_text = spec.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise RetinaError(f"--shard '{spec}': write it as i/n, e.g. 0/4 for the first of four shards") from None
+    if count < 1 or not 0 <= index < count:
+        raise RetinaError(f"--shard '{spec}': needs 0 <= i < n (shards are numbered from 0)")
+    return index, count
+
+
+def shard_range(n: int, index: int, count: int) -> range:
+    """The global indices of shard ``index`` of ``count``: contiguous, disjoint, covering ``range(n)``."""
+    return range(n * index // count, n * (index + 1) // count)
+
+
+def sample_name(index: int, n: int) -> str:
+    return f"gen_{index:0{max(6, len(str(n - 1)))}d}"
+
+
+def _open_layout(checkpoint: str | Path | None, device: torch.device) -> Any:
+    from retina.layout.model import load_layout_model
+
+    return load_layout_model(checkpoint, device)
+
+
+def generate_dataset(
+    out: str | Path,
+    n: int,
+    grades: str = "uniform",
+    layout_ckpt: str | Path | None = None,
+    render_ckpt: str | Path | None = None,
+    seed: int = 0,
+    res: int | None = None,
+    batch: int = 8,
+    shard: str | None = None,
+    device: torch.device | str = "cpu",
+    amp: bool = False,
+    truncation: float = 1.0,
+    overwrite: bool = False,
+    resume: bool = False,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Write shard ``shard`` of an ``n``-sample generation to ``out``; returns counts for the caller."""
+    if n < 1:
+        raise RetinaError(f"--n {n}: must be at least 1")
+    if batch < 1:
+        raise RetinaError(f"--batch {batch}: must be at least 1")
+    grade_cycle = parse_grades(grades, option="--grades")
+    device = torch.device(device)
+    out = Path(out)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        if shard is not None:
+            raise RetinaError("--shard and torchrun together: torchrun already gives each rank its shard; drop --shard")
+        shard_index, shard_count = rank, world
+        out = out / f"shard-{rank}-of-{world}"
+    else:
+        shard_index, shard_count = parse_shard(shard)
+    indices = shard_range(n, shard_index, shard_count)
+
+    renderer = open_renderer(render_ckpt, device, amp=amp)
+    layout = _open_layout(layout_ckpt, device)
+    if res is None:
+        res = renderer.res or DEFAULT_RES
+    elif renderer.res is not None and renderer.res != res:
+        raise RetinaError(f"--res {res}: the render checkpoint {render_ckpt} draws {renderer.res}px images; "
+                          f"pass --res {renderer.res} or leave --res out")
+    layout_channels = tuple(getattr(layout, "channels", CHANNEL_NAMES))
+    optional = set(getattr(renderer, "optional_channels", ()))
+    lacking = [c for c in renderer.channels if c not in layout_channels and c not in optional]
+    if lacking:
+        raise RetinaError(f"the layout model {layout.name} does not draw {', '.join(lacking)}, needed by the "
+                          f"{renderer.name} renderer; use a layout checkpoint trained with those channels")
+    render_rows = [CHANNEL_NAMES.index(c) for c in renderer.channels]
+    absent = [i for i, c in enumerate(renderer.channels) if c not in layout_channels]
+
+    render = renderer_info(renderer, render_ckpt)
+    layout_file = None if layout_ckpt is None else checkpoint_paths(layout_ckpt)[0]
+    layout_info = {"name": layout.name, "checkpoint": None if layout_file is None else str(layout_file),
+                   "checkpoint_sha256": None if layout_file is None else file_sha256(layout_file),
+                   "channels": list(layout_channels), "truncation": truncation}
+    if not layout.checkpoint_hash:
+        layout_info["note"] = "procedural layout prior (phantom drawing rules, not a learned model)"
+    preview = render["preview"] or not layout.checkpoint_hash
+    provenance = {
+        "command": "generate",
+        "layout": layout_info,
+        "renderer": render,
+        "seed": seed,
+        "seed_rule": "sample_seed(seed, global index); layout and renderer both use the sample's seed",
+        "grades": grades,
+        "grade_rule": f"grade of global index i = {grade_cycle}[i % {len(grade_cycle)}]",
+        "n_total": n,
+        "shard": f"{shard_index}/{shard_count}",
+        "index_range": [indices.start, indices.stop],
+        "res": res,
+        "preview": preview,
+    }
+    if render["preview"]:
+        provenance["note"] = render["note"]
+    counts: Counter = Counter()
+    start = time.perf_counter()
+    with CanonicalWriter(out, resolution=res, provenance=provenance, extra_columns=GENERATE_EXTRA_COLUMNS,
+                         overwrite=overwrite, resume=resume) as writer:
+        # After a killed run, --resume keeps the samples already in OUT.partial: per-sample seeds make the
+        # remaining ones exactly what the uninterrupted run would have written.
+        todo = [i for i in indices if sample_name(i, n) not in writer.done]
+        with progress_bar(len(indices), "generate", enabled=show_progress and rank == 0) as bar, \
+                torch.inference_mode():
+            bar.advance(len(indices) - len(todo))
+            for first in range(0, len(todo), batch):
+                block = todo[first:first + batch]
+                grade_list = [grade_cycle[i % len(grade_cycle)] for i in block]
+                seeds = [sample_seed(seed, i) for i in block]
+                masks = layout.sample(grade_list, seeds, res, truncation)  # bool (B, NUM_CHANNELS, res, res)
+                model_input = torch.from_numpy(masks[:, render_rows]).float()
+                if absent:
+                    model_input[:, absent] = 0.0
+                grade_tensor = torch.tensor(grade_list, dtype=torch.long, device=device)
+                images = images_to_uint8(renderer.render(model_input.to(device), grade_tensor, seeds))
+                for j, index in enumerate(block):
+                    writer.add(
+                        sample_name(index, n), image=images[j],
+                        masks={c: masks[j, CHANNEL_NAMES.index(c)] for c in layout_channels},
+                        grade=grade_list[j], split="train", source=f"generate:{layout.name}+{renderer.name}",
+                        index=index, seed=seeds[j], model=renderer.name, checkpoint=renderer.checkpoint_hash or "",
+                        layout_model=layout.name, layout_checkpoint=layout.checkpoint_hash or "",
+                    )
+                    counts[grade_list[j]] += 1
+                bar.advance(len(block))
+                del masks, model_input, images  # constant memory in N: nothing of a batch outlives it
+    elapsed = time.perf_counter() - start
+    kind = f" — {render['note']}" if render["preview"] else ""
+    balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts))
+    resumed = f", {len(indices) - len(todo)} kept from an interrupted run" if len(todo) < len(indices) else ""
+    summary(f"generated {len(todo)} image(s){resumed} (shard {shard_index}/{shard_count}, grades {balance}) "
+            f"at {res}px with layout {layout.name} + renderer {renderer.name}{kind} in {elapsed:.1f}s -> {out}",
+            enabled=True)
+    return {"count": len(todo), "kept": len(indices) - len(todo), "grades": dict(counts), "out": str(out),
+            "seconds": elapsed}

@@ -1,0 +1,78 @@
+"""Renderer losses (DR-GAN eq. 1): adversarial, feature matching, VGG-19 perceptual, focal grade loss.
+
+Adversarial: least squares (LSGAN), as in pix2pixHD, the implementation DR-GAN builds on [28]; the paper
+writes the log-likelihood form. Feature matching: mean absolute difference over every layer of every
+discriminator (pix2pixHD). Perceptual: L1 between VGG-19 features (relu1_1 ... relu5_1, pix2pixHD's
+weights 1/32 ... 1) of real and fake; it needs ImageNet weights, and without them it refuses to run —
+a perceptual loss on a random VGG would be meaningless.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from retina.common.errors import RetinaError
+from retina.render.discriminator import DOutput
+
+
+def adversarial_loss(outputs: list[DOutput], real: bool) -> torch.Tensor:
+    """LSGAN: mean over discriminators of (score - 1)^2 for real targets, score^2 for fake."""
+    target = 1.0 if real else 0.0
+    return sum(F.mse_loss(o.score, torch.full_like(o.score, target)) for o in outputs) / len(outputs)
+
+
+def feature_matching_loss(fake: list[DOutput], real: list[DOutput]) -> torch.Tensor:
+    """L1 between the discriminators' intermediate features of fake and (detached) real inputs."""
+    total = 0.0
+    for f, r in zip(fake, real, strict=True):
+        total = total + sum(F.l1_loss(a, b.detach()) for a, b in zip(f.features, r.features, strict=True))
+    return total / len(fake)
+
+
+def focal_loss(logits: torch.Tensor, grades: torch.Tensor, gamma: float = 2.0) -> torch.Tensor:
+    """Focal loss (Lin et al. 2017): mean of -(1 - p_t)^gamma log p_t over samples with a known grade (>= 0)."""
+    known = grades >= 0
+    if not known.any():
+        return logits.sum() * 0.0
+    log_p = F.log_softmax(logits[known].float(), dim=1).gather(1, grades[known][:, None]).squeeze(1)
+    return (-(1 - log_p.exp()) ** gamma * log_p).mean()
+
+
+class VGGPerceptualLoss(nn.Module):
+    LAYERS = (1, 6, 11, 20, 29)  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in torchvision's vgg19.features
+    WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
+
+    def __init__(self, weights_dir: str | Path | None = None):
+        super().__init__()
+        from torchvision.models import vgg19
+
+        try:
+            from retina.eval.weights import find_weights
+        except ImportError:
+            raise RetinaError(
+                "perceptual loss: the weights registry (retina.eval.weights) is not available, so VGG-19 "
+                "ImageNet weights cannot be found; train with --no-perceptual"
+            ) from None
+        path = find_weights("vgg19", weights_dir)
+        model = vgg19()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.features = model.features[: self.LAYERS[-1] + 1].eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406])[None, :, None, None])
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225])[None, :, None, None])
+
+    def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
+        x = ((images + 1) / 2 - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.LAYERS:
+                out.append(x)
+        return out
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        pairs = zip(self._features(fake), self._features(real), strict=True)
+        return sum(w * F.l1_loss(a, b.detach()) for w, (a, b) in zip(self.WEIGHTS, pairs, strict=True))

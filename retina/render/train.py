@@ -1,0 +1,373 @@
+"""Training loop of the renderers (``retina render train``): DR-GAN coarse then fine, or SPADE.
+
+Order of work in a fresh DR-GAN run: train the grading network on the real images' grades, fit the
+per-grade Gaussians of its pooled features (III-D), then alternate discriminator and generator steps with
+the multi-task loss of eq. 1. The coarse stage trains G_m at res/2; the fine stage (``--init`` a coarse
+run) adds G_l and fine-tunes the whole at res. The run folder holds sample grids (masks | real | fake),
+``last``/``best`` checkpoints (best = lowest L1 of the EMA generator on a fixed validation batch, a cheap
+proxy), and ``log.jsonl``; ``--resume RUN`` restores weights, EMA, optimisers, RNG, step and stage.
+Under torchrun each rank trains on its shard (DistributedDataParallel, gloo on CPU); rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from retina.common.canonical import CanonicalDataset
+from retina.common.checkpoint import Checkpoint, load_module, module_tensors, rng_state, set_rng_state
+from retina.common.dataset import FundusDataset, resize_image, resize_masks
+from retina.common.device import resolve_device
+from retina.common.distributed import init_distributed, local_device, shutdown
+from retina.common.errors import RetinaError
+from retina.common.imageio import write_png
+from retina.common.progress import progress_bar, summary
+from retina.common.run import RunFolder
+from retina.common.schema import CHANNEL_NAMES, CHANNELS
+from retina.common.seeding import seed_everything, torch_generator
+from retina.render.config import STRUCTURAL_CHANNELS, RenderConfig
+from retina.render.discriminator import DOutput, MultiScaleDiscriminator
+from retina.render.grading import GradingSpace, build_grader, grader_features
+from retina.render.losses import (
+    VGGPerceptualLoss,
+    adversarial_loss,
+    feature_matching_loss,
+    focal_loss,
+)
+from retina.render.model import build_generator, build_space
+
+GRADER_DIMS = {"resnet50": 2048, "tiny": 512}
+
+
+def choose_channels(index: CanonicalDataset, config: RenderConfig) -> tuple[str, ...]:
+    """The data set's channels in schema order; only the structural ones for --no-lesion-masks."""
+    available = [c for c in CHANNEL_NAMES if c in index.channels]
+    if not config.lesion_masks:
+        available = [c for c in available if c in STRUCTURAL_CHANNELS]
+    if not available:
+        raise RetinaError(f"{index.root}: no mask channels to condition the renderer on")
+    return tuple(available)
+
+
+def mask_preview(masks: torch.Tensor, channels: tuple[str, ...]) -> torch.Tensor:
+    """Colour a mask stack (B, C, H, W) with the schema's preview colours -> (B, 3, H, W) in [0, 1]."""
+    colours = {c.name: c.color for c in CHANNELS}
+    out = torch.zeros(masks.shape[0], 3, *masks.shape[-2:])
+    for i, name in enumerate(channels):
+        if name == "fov":
+            continue
+        colour = torch.tensor(colours[name], dtype=torch.float32)[None, :, None, None] / 255
+        plane = masks[:, i : i + 1].cpu()
+        out = out * (1 - plane) + colour * plane
+    return out
+
+
+def split_outputs(outputs: list[DOutput], n: int) -> tuple[list[DOutput], list[DOutput]]:
+    """Outputs of D on cat([real, fake]) -> (real outputs, fake outputs)."""
+    def part(o: DOutput, s: slice) -> DOutput:
+        return DOutput([f[s] for f in o.features], o.score[s], o.grade_logits[s])
+    return [part(o, slice(0, n)) for o in outputs], [part(o, slice(n, None)) for o in outputs]
+
+
+def fit_grading_space(dataset: FundusDataset, config: RenderConfig, device: torch.device,
+                      weights_dir: str | Path | None, enabled_log: bool) -> GradingSpace | None:
+    """III-D: train the grading network on the real grades, fit one Gaussian per grade of its features."""
+    grades = torch.tensor([-1 if s.grade is None else s.grade for s in dataset.samples])
+    if (grades >= 0).sum() < 2:
+        summary("adaptive grading manipulation OFF: the data set has fewer than 2 graded images", enabled_log)
+        return None
+    pretrained = False
+    if config.grader_arch == "resnet50":
+        try:
+            from retina.eval.weights import find_weights
+
+            find_weights("resnet50", weights_dir)
+            pretrained = True
+        except RetinaError as error:
+            summary(f"grading network starts from random weights (no ImageNet ResNet-50: {error})", enabled_log)
+    grader = build_grader(config.grader_arch, weights_dir, pretrained).to(device)
+    optimiser = torch.optim.Adam(grader.parameters(), lr=config.grader_lr)
+    loader = DataLoader(dataset, batch_size=min(config.batch, len(dataset)), shuffle=True, drop_last=True)
+    step = 0
+    grader.train()
+    with progress_bar(config.grader_steps, "grading net", enabled_log) as bar:
+        while step < config.grader_steps:
+            for batch in loader:
+                known = batch["grade"] >= 0
+                if known.sum() == 0:
+                    continue
+                logits = grader((batch["image"][known].to(device) + 1) / 2)
+                loss = nn.functional.cross_entropy(logits, batch["grade"][known].to(device))
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                step += 1
+                bar.advance(1, loss=loss.item())
+                if step >= config.grader_steps:
+                    break
+    grader.eval()
+    features, labels = [], []
+    with torch.no_grad():
+        for batch in DataLoader(dataset, batch_size=min(32, len(dataset))):
+            features.append(grader_features(grader, batch["image"].to(device)).cpu())
+            labels.append(batch["grade"])
+    space = GradingSpace(GRADER_DIMS[config.grader_arch], config.covariance_rank, config.covariance == "diag")
+    space.fit(torch.cat(features), torch.cat(labels))
+    return space.to(device)
+
+
+def sampling_grades(grades: torch.Tensor, space: GradingSpace) -> torch.Tensor:
+    """Unknown grades (-1) draw a grade with the training set's frequencies."""
+    grades = grades.clone()
+    unknown = grades < 0
+    if unknown.any():
+        weights = space.count.float().cpu() + 1e-3
+        grades[unknown] = torch.multinomial(weights, int(unknown.sum()), replacement=True)
+    return grades
+
+
+def train_renderer(data: str | Path, out: str | Path, config: RenderConfig, device: str = "auto",
+                   init: str | Path | None = None, resume: bool = False,
+                   weights_dir: str | Path | None = None) -> Path:
+    """Train (or resume) a renderer; returns the run folder. See the module docstring."""
+    base_device = resolve_device(device)
+    context = init_distributed(base_device)
+    device = local_device(base_device, context)
+    try:
+        return _train(Path(data), Path(out), config, device, context, init, resume, weights_dir)
+    finally:
+        shutdown(context)
+
+
+def _train(data, out, config, device, context, init, resume, weights_dir) -> Path:
+    is_main = context.is_main
+    previous = None
+    if resume:
+        previous = Checkpoint(out / "last.safetensors").expect("render")
+        saved = RenderConfig.from_dict(previous.config)
+        saved.steps = config.steps if config.steps > saved.steps else saved.steps
+        config = saved
+    seed_everything(config.seed + context.rank)
+    index = CanonicalDataset(data)
+    source = Checkpoint(init).expect("render", "drgan") if init is not None else None
+    if source is not None:
+        if config.arch != "drgan" or config.stage != "fine":
+            raise RetinaError("--init starts the DR-GAN fine stage from a coarse run: use --arch drgan --stage fine")
+        coarse = RenderConfig.from_dict(source.config)
+        if coarse.res != config.res:
+            raise RetinaError(f"{source.path}: trained for --res {coarse.res}, not {config.res}; use the same --res")
+        for key in ("width", "channels", "sca", "agm", "residual_blocks", "grader_arch", "covariance",
+                    "covariance_rank", "style_dim", "mapping_layers", "lesion_masks"):
+            setattr(config, key, getattr(coarse, key))
+    elif previous is None:
+        config.channels = choose_channels(index, config)
+    config.channels = tuple(config.channels)
+    size = config.res if config.arch == "spade" or config.stage == "fine" else config.res // 2
+    split = "train" if index.subset("train") else None
+    dataset = FundusDataset(data, config.res, config.channels, split=split, augment=None)
+    batch = min(config.batch, len(dataset))
+
+    # grading space: from the checkpoint we continue, or fitted now
+    grading_dim = 0
+    space: GradingSpace | None = None
+    if config.arch == "drgan" and config.agm:
+        carried = previous or source
+        if carried is not None:
+            grading_dim = int(carried.config.get("grading_dim", 0))
+            space = build_space(config, grading_dim)
+            if space is not None:
+                load_module(space, carried.submodule("space"), carried.path)
+                space = space.to(device)
+        else:
+            seed_everything(config.seed)  # every rank fits the same space; rank 0's copy is broadcast anyway
+            space = fit_grading_space(dataset, config, device, weights_dir, is_main)
+            grading_dim = space.dim if space is not None else 0
+            if space is not None and context.enabled:
+                for buffer in space.buffers():
+                    torch.distributed.broadcast(buffer, src=0)
+            seed_everything(config.seed + context.rank)
+    generator = build_generator(config, grading_dim).to(device)
+    discriminator = MultiScaleDiscriminator(len(config.channels), config.width, config.num_discriminators,
+                                            config.d_layers).to(device)
+    if source is not None:
+        # G_m and D carry over from the coarse stage; G_l starts fresh
+        try:
+            result = generator.load_state_dict(source.submodule("g_ema") or source.submodule("g"), strict=False)
+            misfit = result.unexpected_keys or any(not k.startswith("local_") for k in result.missing_keys)
+        except RuntimeError:  # shape mismatch
+            misfit = True
+        if misfit:
+            raise RetinaError(f"{source.path}: weights do not fit this generator; was it a coarse DR-GAN run?")
+        load_module(discriminator, source.submodule("d"), source.path)
+    if config.channels_last:
+        generator = generator.to(memory_format=torch.channels_last)
+        discriminator = discriminator.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(generator).eval().requires_grad_(False)
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=config.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=config.betas)
+    step, best = 0, math.inf
+    if previous is not None:
+        load_module(generator, previous.submodule("g"), previous.path)
+        load_module(ema, previous.submodule("g_ema"), previous.path)
+        load_module(discriminator, previous.submodule("d"), previous.path)
+        opt_g.load_state_dict(previous.state["opt_g"])
+        opt_d.load_state_dict(previous.state["opt_d"])
+        set_rng_state(previous.state["rng"])
+        step, best = int(previous.state["step"]), float(previous.state["best"])
+
+    perceptual = None
+    if config.perceptual:
+        try:
+            perceptual = VGGPerceptualLoss(weights_dir).to(device)
+        except RetinaError as error:
+            summary(f"perceptual loss OFF: {error}", is_main)
+    g_train, d_train = generator, discriminator
+    if context.enabled:
+        ids = [device.index] if device.type == "cuda" else None
+        g_train = nn.parallel.DistributedDataParallel(generator, device_ids=ids)
+        # under --no-cls the grade heads of D take no loss
+        d_train = nn.parallel.DistributedDataParallel(discriminator, device_ids=ids,
+                                                      find_unused_parameters=not config.cls)
+
+    run_config = {"kind": "render", **config.to_dict(), "grading_dim": grading_dim,
+                  "perceptual_active": perceptual is not None, "data": str(data),
+                  "init": str(init) if init else None}
+    run = RunFolder(out, run_config, resume=resume, is_main=is_main)
+    if previous is None:
+        run.log({"event": "start", "stage": config.stage, "arch": config.arch,
+                 "perceptual": perceptual is not None, "agm": space is not None})
+
+    sampler = DistributedSampler(dataset, seed=config.seed) if context.enabled else RandomSampler(dataset)
+    loader = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
+    validation = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)))))
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.amp and device.type == "cuda"
+                else nullcontext())
+
+    def prepare(batch_: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images = resize_image(batch_["image"], size).to(device)
+        masks = resize_masks(batch_["masks"], size).to(device)
+        if config.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+            masks = masks.contiguous(memory_format=torch.channels_last)
+        return images, masks, batch_["grade"].to(device)
+
+    def render_validation() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        images, masks, grades = prepare(validation)
+        generators = [torch_generator(config.seed + i, device) for i in range(len(images))]
+        grading = None
+        if space is not None:
+            fixed = torch.tensor([g if g >= 0 else 0 for g in grades.tolist()], device=device)
+            grading = space.sample(fixed, generators)
+        with torch.no_grad():
+            fake, _ = ema(masks, grading, generators)
+        return images, masks, fake.float()
+
+    def save(name: str) -> None:
+        tensors = {**module_tensors("g", generator), **module_tensors("g_ema", ema),
+                   **module_tensors("d", discriminator)}
+        if space is not None:
+            tensors.update(module_tensors("space", space))
+        state = {"step": step, "best": best, "stage": config.stage, "opt_g": opt_g.state_dict(),
+                 "opt_d": opt_d.state_dict(), "rng": rng_state()}
+        run.save(name, tensors, run_config, state)
+
+    epoch = step // max(1, len(loader))
+    iterator = None
+    start_step = step
+    with progress_bar(config.steps - step, f"render {config.arch}/{config.stage}", is_main) as bar:
+        while step < config.steps:
+            if iterator is None:
+                if isinstance(sampler, DistributedSampler):
+                    sampler.set_epoch(epoch)
+                iterator = iter(loader)
+            try:
+                real_batch = next(iterator)
+            except StopIteration:
+                iterator, epoch = None, epoch + 1
+                continue
+            real, masks, grades = prepare(real_batch)
+            n = real.shape[0]
+            grading = space.sample(sampling_grades(grades, space)) if space is not None else None
+            with autocast:
+                fake, encoder_logits = g_train(masks, grading)
+                # discriminator step: real vs detached fake, grade classification on both (eq. 1, lambda_3)
+                d_real, d_fake = split_outputs(d_train(torch.cat([masks, masks]), torch.cat([real, fake.detach()])), n)
+                loss_d = adversarial_loss(d_real, True) + adversarial_loss(d_fake, False)
+                if config.cls:
+                    logits = [o.grade_logits for o in d_real + d_fake]
+                    loss_d = loss_d + config.lambda_cls * sum(
+                        focal_loss(x, grades, config.focal_gamma) for x in logits
+                    ) / len(d_real)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+            with autocast:
+                g_real, g_fake = split_outputs(d_train(torch.cat([masks, masks]), torch.cat([real, fake])), n)
+                loss_adv = adversarial_loss(g_fake, True)
+                loss_fm = feature_matching_loss(g_fake, g_real)
+                loss_g = loss_adv + config.lambda_fm * loss_fm
+                terms = {"loss_d": loss_d.item(), "loss_adv": loss_adv.item(), "loss_fm": loss_fm.item()}
+                if perceptual is not None:
+                    loss_perc = perceptual(fake.float(), real)
+                    loss_g = loss_g + config.lambda_perc * loss_perc
+                    terms["loss_perc"] = loss_perc.item()
+                if config.cls:
+                    loss_cls = sum(focal_loss(f.grade_logits, grades, config.focal_gamma) for f in g_fake) / len(g_fake)
+                    loss_g = loss_g + config.lambda_cls * loss_cls
+                    terms["loss_cls"] = loss_cls.item()
+                if encoder_logits is not None:
+                    # the encoder's grade head (III-E), used at test time when no grade is given
+                    loss_grade = focal_loss(encoder_logits, grades, config.focal_gamma)
+                    loss_g = loss_g + config.lambda_cls * loss_grade
+                    terms["loss_grade_head"] = loss_grade.item()
+            opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            opt_g.step()
+            # EMA ramp-up (as StyleGAN's): early on the average follows the generator closely
+            decay = min(config.ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for target, source_p in zip(ema.parameters(), generator.parameters(), strict=True):
+                    target.lerp_(source_p, 1 - decay)
+                for target, source_b in zip(ema.buffers(), generator.buffers(), strict=True):
+                    target.copy_(source_b)
+            step += 1
+            terms["loss_g"] = loss_g.item()
+            terms["l1"] = (fake.detach().float() - real).abs().mean().item()
+            bar.advance(1, g=terms["loss_g"], d=terms["loss_d"])
+            run.log({"step": step, "stage": config.stage, **{k: round(v, 6) for k, v in terms.items()}})
+            if is_main and (step % config.checkpoint_every == 0 or step % config.sample_every == 0
+                            or step == config.steps):
+                images, val_masks, val_fake = render_validation()
+                l1 = (val_fake - images).abs().mean().item()
+                run.log({"step": step, "val_l1": round(l1, 6)})
+                if step % config.sample_every == 0 or step == config.steps:
+                    grid = torch.stack([mask_preview(val_masks, config.channels), (images.cpu() + 1) / 2,
+                                        (val_fake.cpu() + 1) / 2], dim=1).flatten(0, 1)
+                    from torchvision.utils import make_grid
+
+                    picture = make_grid(grid, nrow=3, padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
+                    write_png(run.samples / f"{config.stage}_{step:07d}.png", (picture * 255).round().astype(np.uint8))
+                if l1 < best:
+                    best = l1
+                    save("best")
+                save("last")
+    summary(f"render {config.arch}/{config.stage}: {step - start_step} steps (total {step}) on {len(dataset)} "
+            f"images at {size}px, last val L1 {best if best < math.inf else float('nan'):.4f} (best), run {out}",
+            is_main)
+    return out
+
+
+def steps_for(kimg: float | None, steps: int | None, batch: int, default: int) -> int:
+    """--steps wins; --kimg K means K thousand real images shown."""
+    if steps is not None:
+        return steps
+    if kimg is not None:
+        return max(1, math.ceil(kimg * 1000 / batch))
+    return default

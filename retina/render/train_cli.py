@@ -1,0 +1,62 @@
+"""``retina render train``: the typer command (registered by retina/render/cli.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def render_train(
+    data: Path | None = typer.Option(None, "--data", help="Canonical data set with images and masks."),
+    out: Path | None = typer.Option(None, "--out", help="New run folder."),
+    arch: str = typer.Option("drgan", "--arch", help="drgan (DR-GAN, default) or spade."),
+    res: int = typer.Option(512, "--res", help="Output resolution (power of two)."),
+    stage: str = typer.Option("fine", "--stage", help="drgan: coarse (G_m at res/2) or fine (G_m + G_l at res)."),
+    init: Path | None = typer.Option(None, "--init", help="Coarse run/checkpoint to start the fine stage from."),
+    resume: Path | None = typer.Option(None, "--resume", help="Run folder to resume."),
+    batch: int = typer.Option(16, "--batch", help="Batch size per process (DR-GAN: 16)."),
+    steps: int | None = typer.Option(None, "--steps", help="Total optimisation steps."),
+    kimg: float | None = typer.Option(None, "--kimg", help="Or: thousands of real images to show."),
+    width: int = typer.Option(64, "--width", help="Generator/discriminator base width."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    no_sca: bool = typer.Option(False, "--no-sca", help="Ablation: no spatial/channel attention."),
+    no_agm: bool = typer.Option(False, "--no-agm", help="Ablation: no adaptive grading manipulation."),
+    no_lesion_masks: bool = typer.Option(False, "--no-lesion-masks", help="Ablation: vessels, od, fov only."),
+    no_perceptual: bool = typer.Option(False, "--no-perceptual", help="Ablation: no VGG-19 perceptual loss."),
+    no_cls: bool = typer.Option(False, "--no-cls", help="Ablation: no grade classification loss."),
+    grader: str = typer.Option("resnet50", "--grader", help="Grading network: resnet50 (paper) or tiny."),
+    grader_steps: int = typer.Option(200, "--grader-steps", help="Grading network training steps."),
+    weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Folder with pretrained .pth weights."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA)."),
+    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    every: int = typer.Option(500, "--every", help="Steps between samples/checkpoints."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train a mask-to-photograph renderer (DR-GAN coarse then fine, or SPADE)."""
+    from retina.common.errors import RetinaError
+    from retina.render.config import RenderConfig
+    from retina.render.train import steps_for, train_renderer
+
+    if (out is None) == (resume is None):
+        raise RetinaError("give --out RUN for a new run or --resume RUN to continue one (not both)")
+    config = RenderConfig(
+        arch=arch, res=res, width=width, stage=stage if arch == "drgan" else "fine", sca=not no_sca,
+        agm=not no_agm, lesion_masks=not no_lesion_masks, perceptual=not no_perceptual, cls=not no_cls,
+        grader_arch=grader, grader_steps=grader_steps, batch=batch,
+        steps=steps_for(kimg, steps, batch, 0 if resume is not None else 10000),
+        amp=amp, channels_last=channels_last, sample_every=every, checkpoint_every=every, seed=seed,
+    )
+    if data is None:
+        if resume is None:
+            raise RetinaError("--data DIR is required: a canonical data set with images and masks")
+        data = _run_data(resume)
+    train_renderer(data, resume or out, config, device=device, init=init, resume=resume is not None,
+                   weights_dir=weights_dir)
+
+
+def _run_data(run: Path) -> Path:
+    """The data set a run was trained on (recorded in its checkpoint config), for --resume without --data."""
+    from retina.common.checkpoint import Checkpoint
+
+    return Path(Checkpoint(run / "last.safetensors").config["data"])
