@@ -1,0 +1,304 @@
+"""Lesion segmentation benchmark with synthetic data (Son et al. 2021, Table 1(c)).
+
+Protocol: 20 % of the real set is held out as test (the set's own ``split=test`` rows when it has them), one
+model is trained per ratio of synthetic to real training images, and every model is evaluated on the real
+test images only. The ratio is synthetic / (real + synthetic), as in Son et al.: their counts 0/246/738/2214
+synthetic images with 738 real training images give exactly 0/25/50/75 %.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+
+from retina.bench.losses import SegmentationLoss
+from retina.bench.metrics import SegmentationMeter
+from retina.common.canonical import CanonicalDataset
+from retina.common.checkpoint import Checkpoint, load_module, module_tensors, save_checkpoint
+from retina.common.dataset import FundusDataset
+from retina.common.errors import RetinaError
+from retina.common.progress import progress_bar, summary
+from retina.common.schema import CHANNEL_NAMES
+from retina.common.seeding import seed_everything
+
+TEST_FRACTION = 0.2  # Son et al. Sec. 3: "a random sample of 20% of the total data was held out"
+SON_TABLE_1C = {  # Son et al. Table 1(c): synthetic percentage -> (count, precision, recall, F1)
+    0.0: (0, 0.5777, 0.4692, 0.4694),
+    0.25: (246, 0.5860, 0.4938, 0.4965),
+    0.5: (738, 0.5925, 0.4727, 0.4824),
+    0.75: (2214, 0.6569, 0.3990, 0.4522),
+}
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40  # Son et al. Sec. 3: 40 epochs, where performance plateaued
+    batch_size: int = 4
+    learning_rate: float = 1e-3  # Adam; Lesion-Net's SGD lr is also 1e-3 (Sec. IV-A)
+    loss: str = "dice"  # "dual" for Lesion-Net (Eq. 2 with its schedule), "dice" or "bce"
+    seed: int = 0
+
+
+@dataclass
+class ModelSpec:
+    model: str = "unet"  # unet | lesionnet
+    channels: tuple[str, ...] = ("ex", "he")
+    resolution: int = 256
+    width: int = 64  # U-Net only
+    cut: int = 16  # Lesion-Net only
+    in_channels: int = 3
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_channels(spec: str) -> tuple[str, ...]:
+    channels = tuple(c.strip().lower() for c in spec.split(",") if c.strip())
+    unknown = [c for c in channels if c not in CHANNEL_NAMES]
+    if unknown or not channels:
+        raise RetinaError(f"--channels '{spec}': unknown channel(s) {', '.join(unknown) or '(none)'}; "
+                          f"choose from {','.join(CHANNEL_NAMES)}")
+    return channels
+
+
+def parse_ratios(spec: str) -> list[float]:
+    try:
+        ratios = [float(part) for part in spec.split(",") if part.strip()]
+    except ValueError:
+        raise RetinaError(f"--ratios '{spec}': give fractions like 0,0.25,0.5,0.75") from None
+    if not ratios or any(not 0 <= r < 1 for r in ratios):
+        raise RetinaError(f"--ratios '{spec}': each ratio synthetic/(real+synthetic) must be in [0, 1)")
+    return ratios
+
+
+def split_real(index: CanonicalDataset, seed: int, test_fraction: float = TEST_FRACTION) -> dict[str, Any]:
+    """Train/test names of the real set: its ``split=test`` rows if any, else a seeded 20 % hold-out."""
+    test = [s.name for s in index.samples if s.split == "test"]
+    if test:
+        train = [s.name for s in index.samples if s.split != "test"]
+        how = "the data set's split=test rows"
+    else:
+        names = sorted(index.names)
+        order = np.random.default_rng(seed).permutation(len(names))
+        count = max(1, int(round(test_fraction * len(names))))
+        test = sorted(names[i] for i in order[:count])
+        train = sorted(names[i] for i in order[count:])
+        how = f"random {test_fraction:.0%} hold-out (seed {seed})"
+    if not train:
+        raise RetinaError(f"{index.root}: no real training images left after holding out the test set")
+    return {"method": how, "train": train, "test": test}
+
+
+def synthetic_count(ratio: float, real_count: int) -> int:
+    return int(round(ratio / (1 - ratio) * real_count))
+
+
+def build_model(spec: ModelSpec, weights_dir: str | Path | None = None, backbone: bool = True) -> torch.nn.Module:
+    """``backbone=False`` skips looking up ImageNet weights (loading a trained checkpoint replaces them)."""
+    if spec.model == "unet":
+        from retina.bench.unet import UNet, UNetConfig
+
+        model = UNet(UNetConfig(in_channels=spec.in_channels, out_channels=len(spec.channels), width=spec.width))
+        model.description = f"U-Net width {spec.width} (random init)"
+        if spec.resolution % model.multiple:
+            raise RetinaError(f"--res {spec.resolution}: the U-Net needs a multiple of {model.multiple}")
+        return model
+    if spec.model == "lesionnet":
+        from retina.bench.lesionnet import MIN_INPUT, LesionNet, LesionNetConfig, load_inception_weights
+
+        if spec.resolution < MIN_INPUT:
+            raise RetinaError(f"--res {spec.resolution}: Lesion-Net (Inception-v3) needs at least {MIN_INPUT} px")
+        state, source = load_inception_weights(weights_dir) if backbone else (None, "")
+        model = LesionNet(LesionNetConfig(out_channels=len(spec.channels), cut=spec.cut), state, source)
+        model.description = f"Lesion-Net-{spec.cut}s ({model.backbone_source})"
+        return model
+    raise RetinaError(f"--model {spec.model}: unknown; use unet or lesionnet")
+
+
+def subset_by_name(dataset: FundusDataset, names: list[str]) -> Subset:
+    position = {s.name: i for i, s in enumerate(dataset.samples)}
+    return Subset(dataset, [position[n] for n in names])
+
+
+def train_segmenter(model: torch.nn.Module, data: Dataset, config: TrainConfig, device: torch.device,
+                    description: str = "train", show: bool = True) -> list[float]:
+    """Train with Adam; the learning rate drops 10x halfway, where the dual loss (if chosen) takes over."""
+    if len(data) == 0:
+        raise RetinaError("no training images")
+    generator = torch.Generator().manual_seed(config.seed)
+    # drop_last avoids a BatchNorm batch of one; tiny sets keep every image.
+    loader = DataLoader(data, batch_size=config.batch_size, shuffle=True, generator=generator,
+                        drop_last=len(data) > config.batch_size and len(data) % config.batch_size == 1)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    loss_fn = SegmentationLoss(kind=config.loss)
+    model.to(device).train()
+    losses = []
+    with progress_bar(config.epochs * len(loader), description, enabled=show) as bar:
+        for epoch in range(config.epochs):
+            loss_fn.start_epoch(epoch, config.epochs)
+            if epoch == max(1, round(loss_fn.switch_fraction * config.epochs)):
+                for group in optimiser.param_groups:
+                    group["lr"] = config.learning_rate / 10
+            total = 0.0
+            for batch in loader:
+                image, target = batch["image"].to(device), batch["masks"].to(device)
+                loss = loss_fn(model(image), target)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total += loss.item()
+                bar.advance(1, epoch=epoch + 1, loss=loss.item())
+            losses.append(total / len(loader))
+    return losses
+
+
+@torch.no_grad()
+def evaluate_segmenter(model: torch.nn.Module, data: Dataset, channels: tuple[str, ...], device: torch.device,
+                       batch_size: int = 4, fov_index: int | None = None) -> dict:
+    """Metrics on ``data``; when ``fov_index`` is given, that mask channel (the field of view) limits the
+    pixel metrics to the inside of the eye (the DRIVE convention) and is not itself scored."""
+    model.to(device).eval()
+    meter = SegmentationMeter(channels)
+    for batch in DataLoader(data, batch_size=batch_size):
+        probabilities = torch.sigmoid(model(batch["image"].to(device))).cpu().numpy()
+        masks = batch["masks"].numpy()
+        valid = None
+        if fov_index is not None:
+            valid = masks[:, fov_index] > 0.5
+            masks = np.delete(masks, fov_index, axis=1)
+        meter.update(probabilities, masks, valid)
+    return meter.summary()
+
+
+def save_segmenter(path: Path, model: torch.nn.Module, spec: ModelSpec, extra: dict) -> Path:
+    config = {"kind": "segmenter", "arch": spec.model, **asdict(spec), "channels": list(spec.channels), **extra}
+    return save_checkpoint(path, module_tensors("model", model), config)
+
+
+def load_segmenter(path: str | Path) -> tuple[torch.nn.Module, ModelSpec, Checkpoint]:
+    """A segmenter written by ``retina bench segment --save-model`` (a run folder, or its .safetensors)."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(path.glob("segmenter*.safetensors"))
+        if not candidates:
+            raise RetinaError(f"{path}: no segmenter*.safetensors; run `retina bench segment ... --save-model`")
+        path = candidates[-1]
+    checkpoint = Checkpoint(path).expect("segmenter")
+    c = checkpoint.config
+    spec = ModelSpec(model=c["arch"], channels=tuple(c["channels"]), resolution=int(c["resolution"]),
+                     width=int(c.get("width", 64)), cut=int(c.get("cut", 16)), in_channels=int(c.get("in_channels", 3)))
+    model = build_model(spec, backbone=False)
+    load_module(model, checkpoint.submodule("model"), checkpoint.path)
+    return model.eval(), spec, checkpoint
+
+
+def _format(value: float) -> str:
+    return "  nan " if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
+def results_table(rows: list[dict], channels: tuple[str, ...]) -> str:
+    """Markdown table in the shape of Son et al. Table 1(c), plus AUC-PR and image-level F1."""
+    lines = ["| synthetic % | count | precision | recall | F1 | AUC-PR | image F1 | " +
+             " | ".join(f"{c} F1" for c in channels) + " |",
+             "|---" * (7 + len(channels)) + "|"]
+    for row in rows:
+        m = row["metrics"]["mean"]
+        per = " | ".join(_format(row["metrics"][c]["f1"]) for c in channels)
+        lines.append(f"| {row['ratio'] * 100:.0f}% | {row['synthetic_count']} | {_format(m['precision'])} | "
+                     f"{_format(m['recall'])} | {_format(m['f1'])} | {_format(m['auc_pr'])} | "
+                     f"{_format(m['image_f1'])} | {per} |")
+    return "\n".join(lines)
+
+
+def plot_results(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from retina.common.imageio import atomic_path
+
+    ratios = [row["ratio"] * 100 for row in rows]
+    figure, axis = plt.subplots(figsize=(5, 3.5))
+    for key, label in (("f1", "F1"), ("precision", "precision"), ("recall", "recall")):
+        axis.plot(ratios, [row["metrics"]["mean"][key] for row in rows], marker="o", label=label)
+    axis.set_xlabel("synthetic images, % of training set")
+    axis.set_ylabel("real test set (mean over lesions)")
+    axis.set_title(title, fontsize=9)
+    axis.legend()
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)
+
+
+def run_segment_benchmark(real: Path, synthetic: Path | None, ratios: list[float], spec: ModelSpec,
+                          train: TrainConfig, out: Path, device: torch.device, weights_dir: str | None = None,
+                          save_model: bool = False, show: bool = True) -> dict:
+    if any(r > 0 for r in ratios) and synthetic is None:
+        raise RetinaError("--synthetic DIR is needed for ratios above 0")
+    seed_everything(train.seed)
+    real_data = FundusDataset(real, spec.resolution, channels=spec.channels)
+    split = split_real(real_data.index, train.seed)
+    real_train, real_test = subset_by_name(real_data, split["train"]), subset_by_name(real_data, split["test"])
+    synthetic_data = synthetic_order = None
+    if synthetic is not None:
+        synthetic_data = FundusDataset(synthetic, spec.resolution, channels=spec.channels)
+        synthetic_order = np.random.default_rng(train.seed).permutation(len(synthetic_data)).tolist()
+    needed = synthetic_count(max(ratios), len(real_train))
+    if synthetic_data is not None and needed > len(synthetic_data):
+        raise RetinaError(f"{synthetic}: ratio {max(ratios)} needs {needed} synthetic images "
+                          f"({len(real_train)} real training images), the set has {len(synthetic_data)}; "
+                          "generate more or lower the ratio")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    description = ""
+    for ratio in ratios:
+        count = synthetic_count(ratio, len(real_train))
+        parts: list[Dataset] = [real_train]
+        if count:
+            # Nested subsets: the 50 % model sees every synthetic image the 25 % model saw.
+            parts.append(Subset(synthetic_data, synthetic_order[:count]))
+        seed_everything(train.seed)
+        model = build_model(spec, weights_dir)
+        description = model.description
+        losses = train_segmenter(model, ConcatDataset(parts), train, device,
+                                 f"{spec.model} {ratio:.0%} synthetic", show)
+        metrics = evaluate_segmenter(model, real_test, spec.channels, device, train.batch_size)
+        row = {"ratio": ratio, "synthetic_count": count, "real_count": len(real_train),
+               "train_loss": losses, "metrics": metrics}
+        if save_model:
+            path = save_segmenter(out / f"segmenter_ratio{int(round(ratio * 100)):02d}", model, spec,
+                                  {"ratio": ratio, "real": str(real), "synthetic": str(synthetic),
+                                   "model_description": description})
+            row["checkpoint"] = path.name
+        rows.append(row)
+    result = {
+        "benchmark": "segment", "protocol": "Son et al. 2021 Table 1(c)",
+        "ratio_definition": "synthetic / (real + synthetic) training images",
+        "model": spec.model, "model_description": description,
+        "spec": {**asdict(spec), "channels": list(spec.channels)},
+        "train": asdict(train), "device": str(device), "real": str(real),
+        "synthetic": None if synthetic is None else str(synthetic),
+        "split": split, "rows": rows,
+        "paper": {str(k): dict(zip(("count", "precision", "recall", "f1"), v, strict=True))
+                  for k, v in SON_TABLE_1C.items()},
+    }
+    table = results_table(rows, spec.channels)
+    from retina.common.imageio import write_text_atomic
+
+    write_text_atomic(out / "results.json", json.dumps(result, indent=2, allow_nan=True) + "\n")
+    write_text_atomic(out / "table.md", f"{description}, {spec.resolution} px, {train.epochs} epochs, "
+                      f"real test n={len(real_test)}\n\n{table}\n")
+    plot_results(rows, out / "plot.png", f"{description}, {','.join(spec.channels)}")
+    if show:
+        print(table)
+    best = max(rows, key=lambda r: r["metrics"]["mean"]["f1"])
+    summary(f"bench segment: {len(rows)} models, best mean F1 {best['metrics']['mean']['f1']:.4f} at "
+            f"{best['ratio']:.0%} synthetic ({description}) -> {out}", show)
+    return result
