@@ -80,7 +80,7 @@ def _render_model(arch: str, res: int):
         from retina.render.spade import build_spade
 
         model = build_spade(RenderConfig(arch="spade", res=res, width=WIDTH)).eval()
-        return (lambda masks: model(masks)), model
+        return (lambda masks: model(masks)[0]), model
     raise ValueError(arch)
 
 
@@ -112,34 +112,34 @@ def bench_render_train(arch: str, res: int, precision: str, repeats: int, batch:
     forward, model = _render_model(arch, res)
     model.train()
     if arch == "reference-spade":
-        discriminator = ReferencePatchDiscriminator(LABEL_CHANNELS + 3, WIDTH)
+        reference_d = ReferencePatchDiscriminator(LABEL_CHANNELS + 3, WIDTH)
+        discriminator = reference_d
+
+        def discriminate(masks: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+            return sum(out.mean() for out in reference_d(torch.cat([masks, images], 1)))
     else:
         from retina.render.discriminator import MultiScaleDiscriminator
 
-        discriminator = MultiScaleDiscriminator(LABEL_CHANNELS + 3, WIDTH)
+        ours_d = MultiScaleDiscriminator(LABEL_CHANNELS, WIDTH)
+        discriminator = ours_d
+
+        def discriminate(masks: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+            return sum(out.score.mean() for out in ours_d(masks, images))
     g_opt = torch.optim.Adam(model.parameters(), 1e-4, betas=(0.5, 0.999))
     d_opt = torch.optim.Adam(discriminator.parameters(), 1e-4, betas=(0.5, 0.999))
     masks = (torch.rand(batch, LABEL_CHANNELS, res, res) > 0.9).float()
     real = torch.rand(batch, 3, res, res) * 2 - 1
 
-    def score(outputs) -> torch.Tensor:
-        if isinstance(outputs, dict):
-            outputs = outputs.get("logits", list(outputs.values()))
-        flat = []
-        for item in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
-            flat.extend(item if isinstance(item, (list, tuple)) else [item])
-        return sum(t.float().mean() for t in flat if isinstance(t, torch.Tensor))
-
     def step():
+        # The same adversarial skeleton for every model: the speed of the networks is what is compared.
         with _precision_context(precision):
             fake = forward(masks)
-            g_loss = -score(discriminator(torch.cat([masks, fake], 1)))
+            g_loss = -discriminate(masks, fake)
         g_opt.zero_grad(set_to_none=True)
         g_loss.backward()
         g_opt.step()
         with _precision_context(precision):
-            d_loss = score(discriminator(torch.cat([masks, fake.detach()], 1))) - score(
-                discriminator(torch.cat([masks, real], 1)))
+            d_loss = discriminate(masks, fake.detach()) - discriminate(masks, real)
         d_opt.zero_grad(set_to_none=True)
         d_loss.backward()
         d_opt.step()

@@ -250,3 +250,37 @@ def test_eval_layout_without_shared_channels_is_a_one_line_error(phantom, tmp_pa
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "share no mask channels" in err and len(err.splitlines()) == 1
+
+
+def test_post_process_repairs_any_garbage_mask_stack():
+    # Random noise, blobs, all-on/all-off planes and vessels only outside the plausible region (where the
+    # vessel-density maximum touches no vessel: the case the disc move / vessel stub exists for).
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    stacks = []
+    for size in (8, 16, 48):
+        for trial in range(30):
+            noise = rng.random((len(CHANNEL_NAMES), size, size))
+            if trial % 5 == 0:
+                stack = noise < rng.uniform(0.001, 0.6)
+            elif trial % 5 == 1:
+                stack = ndimage.gaussian_filter(noise, (0, 2, 2)) > rng.uniform(0.5, 0.56)
+            elif trial % 5 == 2:
+                stack = np.zeros_like(noise, dtype=bool)
+                stack[VESSELS, :, :2] = noise[VESSELS, :, :2] < 0.5
+                stack[OD] = noise[OD] < 0.01
+            elif trial % 5 == 3:
+                stack = np.full(noise.shape, bool(trial % 2))
+            else:
+                stack = noise < 0.05
+                stack[VESSELS] = noise[VESSELS] < 0.002
+            stacks.append(stack)
+    edge_only = stacks[2 + 30 * 2]  # 48 px, vessels only in the two leftmost columns
+    assert optic_disc_violations(edge_only, CHANNEL_NAMES)["any_violations"] == 1
+    for stack in stacks:
+        fixed, _ = enforce_single_optic_disc(stack, CHANNEL_NAMES)
+        assert optic_disc_violations(fixed, CHANNEL_NAMES)["any_violations"] == 0
+        others = [i for i in range(len(CHANNEL_NAMES)) if i not in (OD, VESSELS)]
+        assert np.array_equal(fixed[others], stack[others])  # only the disc (and a vessel stub) may change
+        assert (fixed[VESSELS] | ~stack[VESSELS]).all()  # vessels are only ever added

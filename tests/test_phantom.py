@@ -145,9 +145,9 @@ def test_preview_of_a_masks_only_set_draws_on_black(tmp_path):
             layout = sample_layout(grade, 32, seed=grade)
             writer.add(f"l{grade}", masks={"ma": layout.masks[CHANNEL_INDEX["ma"]],
                                            "od": layout.masks[CHANNEL_INDEX["od"]]}, grade=grade)
-    path, shown = write_preview(tmp_path / "layouts", tmp_path / "grid.png", per_grade=3)
+    path, shown, skipped = write_preview(tmp_path / "layouts", tmp_path / "grid.png", per_grade=3)
     grid = read_image(path)
-    assert shown == 2 and grid.shape == (2 * 96 + LEGEND_HEIGHT, MARGIN + 3 * 96, 3)
+    assert shown == 2 and skipped == [] and grid.shape == (2 * 96 + LEGEND_HEIGHT, MARGIN + 3 * 96, 3)
     tiles = grid[: 2 * 96, MARGIN:MARGIN + 96]
     assert (tiles == 0).all(axis=2).mean() > 0.8  # black background, disc and lesions in colour
     assert (tiles == CHANNELS[CHANNEL_INDEX["od"]].color).all(axis=2).any()

@@ -190,8 +190,13 @@ def load_segmenter(path: str | Path) -> tuple[torch.nn.Module, ModelSpec, Checkp
         path = candidates[-1]
     checkpoint = Checkpoint(path).expect("segmenter")
     c = checkpoint.config
-    spec = ModelSpec(model=c["arch"], channels=tuple(c["channels"]), resolution=int(c["resolution"]),
-                     width=int(c.get("width", 64)), cut=int(c.get("cut", 16)), in_channels=int(c.get("in_channels", 3)))
+    try:
+        spec = ModelSpec(model=c["arch"], channels=tuple(c["channels"]), resolution=int(c["resolution"]),
+                         width=int(c.get("width", 64)), cut=int(c.get("cut", 16)),
+                         in_channels=int(c.get("in_channels", 3)))
+    except (KeyError, TypeError, ValueError) as error:
+        raise RetinaError(f"{checkpoint.path}: segmenter config is incomplete or invalid ({error!r}); "
+                          "re-save it with `retina bench segment --save-model`") from None
     model = build_model(spec, backbone=False)
     load_module(model, checkpoint.submodule("model"), checkpoint.path)
     return model.eval(), spec, checkpoint

@@ -63,6 +63,10 @@ def _read_labels(path: Path) -> list[Sample]:
                 name = (row.get("name") or "").strip()
                 if not name:
                     raise RetinaError(f"{path}:{line}: empty name; every row needs the image's file stem")
+                if "/" in name or "\\" in name or name.startswith("."):
+                    # a name is a file stem inside images/ and masks/*/: never a path that leads elsewhere
+                    raise RetinaError(f"{path}:{line}: name '{name}' is not a plain file stem; remove / \\ "
+                                      "and leading dots")
                 raw_grade = (row.get("grade") or "").strip()
                 grade = None if raw_grade == "" else parse_grade(raw_grade, f"{path}:{line}")
                 extra = {k: v for k, v in row.items() if k not in LABEL_COLUMNS and k is not None}

@@ -51,6 +51,32 @@ def _open(path: Path) -> Image.Image:
     return image
 
 
+def verify_image(path: str | Path) -> tuple[int, int]:
+    """Check that a file is a complete image within the pixel limit without decoding its pixels (cheap enough
+    for every file of a large set: PNG chunk checksums are verified); returns ``(width, height)``."""
+    path = Path(path)
+    if not path.is_file():
+        raise RetinaError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise RetinaError(f"{path}: file is empty (0 bytes); re-copy or delete it")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > MAX_IMAGE_PIXELS:
+                    raise RetinaError(
+                        f"{path}: {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS} "
+                        "(raise RETINA_MAX_IMAGE_PIXELS if the file is genuine)"
+                    )
+                image.verify()
+    except RetinaError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise RetinaError(f"{path}: unreadable or truncated image ({error}); re-export or remove it") from None
+    return width, height
+
+
 def _to_uint8(array: np.ndarray) -> np.ndarray:
     if array.dtype == np.uint8:
         return array

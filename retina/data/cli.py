@@ -61,8 +61,11 @@ def preview(
     from retina.common.progress import summary
     from retina.data.preview import write_preview
 
-    path, shown = write_preview(root, out, per_grade=per_grade, alpha=alpha)
-    summary(f"preview: {shown} images -> {path}")
+    path, shown, skipped = write_preview(root, out, per_grade=per_grade, alpha=alpha)
+    note = ""
+    if skipped:
+        note = f"; skipped {len(skipped)} unreadable ({', '.join(skipped[:3])}): see `retina data inspect`"
+    summary(f"preview: {shown} images -> {path}{note}")
 
 
 @app.command("import")

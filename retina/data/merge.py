@@ -13,7 +13,7 @@ from pathlib import Path
 
 from retina.common.canonical import CanonicalDataset, CanonicalWriter
 from retina.common.errors import RetinaError
-from retina.common.imageio import read_mask
+from retina.common.imageio import read_mask, verify_image
 from retina.common.progress import progress_bar
 
 SEED_COLUMN = "seed"
@@ -81,6 +81,17 @@ def _check_unique(parts: list[CanonicalDataset]) -> None:
             seen[seed] = sample.name
 
 
+def _check_files(part: CanonicalDataset, name: str, resolution: int | None) -> None:
+    """Files are copied without decoding, so check here that each one is there, complete and of the set's size."""
+    paths = [part.image_path(name)] if part.has_images else []
+    paths += [part.mask_path(c, name) for c in part.channels]
+    for path in paths:
+        width, height = verify_image(path)
+        if resolution is not None and (width, height) != (resolution, resolution):
+            raise RetinaError(f"{path}: {width}x{height} pixels in a {resolution}px set; re-import or regenerate "
+                              f"it, or run `retina data inspect {part.root}`")
+
+
 def merge_datasets(
     sources: list[str | Path], out: str | Path, *, overwrite: bool = False, show_progress: bool = True
 ) -> MergeReport:
@@ -110,6 +121,7 @@ def merge_datasets(
         with progress_bar(total, "merge", enabled=show_progress) as bar:
             for part in parts:
                 for sample in part.samples:
+                    _check_files(part, sample.name, writer.resolution)
                     writer.add_files(
                         sample.name,
                         image=part.image_path(sample.name) if part.has_images else None,

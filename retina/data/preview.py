@@ -50,8 +50,9 @@ def _label(canvas: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int
     return cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)[0][0]
 
 
-def write_preview(root: str | Path, out: str | Path, per_grade: int = 4, alpha: float = 0.5) -> tuple[Path, int]:
-    """Write the grid to ``out`` (PNG); returns the path and the number of images shown."""
+def write_preview(root: str | Path, out: str | Path, per_grade: int = 4,
+                  alpha: float = 0.5) -> tuple[Path, int, list[str]]:
+    """Write the grid to ``out`` (PNG); returns the path, the number of images shown and the skipped names."""
     if per_grade < 1:
         raise RetinaError(f"--per-grade {per_grade}: show at least one image per grade")
     if not 0 <= alpha <= 1:
@@ -64,6 +65,7 @@ def write_preview(root: str | Path, out: str | Path, per_grade: int = 4, alpha: 
         raise RetinaError(f"{data.root}: neither images/ nor masks/ present; nothing to preview")
     cell = int(np.clip(data.resolution or MAX_CELL, MIN_CELL, MAX_CELL))
     rows: dict[str, list[np.ndarray]] = {}
+    skipped: list[str] = []
     order = sorted({s.grade for s in data.samples}, key=lambda g: (g is None, g or 0))
     for grade in order:
         key = "?" if grade is None else str(grade)
@@ -75,6 +77,7 @@ def write_preview(root: str | Path, out: str | Path, per_grade: int = 4, alpha: 
                 image = data.load_image(sample.name) if data.has_images else None
                 stack = data.load_masks(sample.name) if data.channels else None
             except RetinaError:
+                skipped.append(sample.name)
                 continue
             masks = {} if stack is None else dict(zip(data.channels, stack, strict=True))
             tiles.append(overlay(image, masks, cell, alpha))
@@ -95,4 +98,4 @@ def write_preview(root: str | Path, out: str | Path, per_grade: int = 4, alpha: 
         if channel.name in data.channels and x < width - 20:
             x += _label(canvas, channel.name, x, y, channel.color) + 8
     write_png(out, canvas)
-    return out, shown
+    return out, shown, skipped

@@ -59,9 +59,9 @@ def train_aae(config: AAETrainConfig, out: str | Path, resume: bool = False, dev
               show_progress: bool = True) -> Path:
     """Train (or resume) an AAE run in ``out``; returns the path of ``last.safetensors``."""
     run_device = resolve_device(device)
+    maps = load_training_maps(config.data, config.model.res, config.kind)  # before any output exists
     run = RunFolder(out, {"kind": config.kind, **asdict(config)}, resume=resume)
     seed_everything(config.seed)
-    maps = load_training_maps(config.data, config.model.res, config.kind)
     if not resume:
         config.model.train_fraction = round(float(maps.mean()), 6)
     model = VesselAAE(config.model).to(run_device)

@@ -11,6 +11,14 @@ This module measures those failures and repairs them with a documented post-proc
    at the *vessel root*: the maximum of the Gaussian-smoothed vessel density inside the plausible region
    (the trunk vessels are thickest and converge at the disc). Its radius is the removed disc's, or 1/13 of the
    image width (a disc is about 1/6-1/7 of the field of view across) when there was none.
+3. The density maximum is not always on a vessel: with sparse vessels, or vessels only outside the plausible
+   region, the disc drawn there may touch none (before this step: 70 of 750 random mask stacks left
+   unrooted; 0 of 200 layouts each from the procedural prior, untrained and briefly trained GANs at 64 and
+   256 px). Then the disc moves onto the vessel pixel of highest density inside the plausible region; if
+   no vessel pixel lies in that region, the disc stays at the root and a one-pixel *vessel stub* is drawn from
+   its centre to the nearest vessel pixel. We prefer moving the disc (layout untouched) and add a stub only
+   as the last resort, because it is the one step that edits the vessel channel. Every layout that leaves
+   :func:`enforce_single_optic_disc` satisfies the rules :func:`optic_disc_violations` checks.
 
 Plausible region: the disc centre lies at 20-80 % of the height (roughly the vertical middle) and
 8-45 % of the width away from the vertical midline (nasal side of a macula-centred photograph, either eye).
@@ -62,13 +70,37 @@ def vessel_density(vessels: np.ndarray) -> np.ndarray:
 
 def vessel_root(vessels: np.ndarray | None, height: int, width: int) -> tuple[int, int]:
     """(y, x) of the densest vessel region inside the plausible region; a default nasal spot without vessels."""
-    # A margin of a few pixels keeps the drawn disc's centre of mass inside the region after rasterising.
-    region = plausible_region(height, width, margin=0.03)
+    region = _placement_region(height, width)
     if vessels is None or not vessels.any():
         return int(height * 0.5), int(width * 0.25)
     density = np.where(region, vessel_density(vessels), -1.0)
     y, x = np.unravel_index(int(np.argmax(density)), density.shape)
     return int(y), int(x)
+
+
+def _placement_region(height: int, width: int) -> np.ndarray:
+    """Where the post-process may centre a disc: the plausible region shrunk by a margin of a few pixels
+    (at least one) so the rasterised disc's centre of mass stays inside it, as :func:`is_plausible_center`
+    measures it on pixel indices."""
+    margin = max(0.03, 1.0 / min(height, width))
+    region = plausible_region(height, width, margin=margin)
+    checked = np.zeros_like(region)
+    ys, xs = np.nonzero(region)
+    keep = [is_plausible_center((y, x), height, width) for y, x in zip(ys, xs, strict=True)]
+    checked[ys[keep], xs[keep]] = True
+    return checked if checked.any() else region
+
+
+def _vessel_stub(vessels: np.ndarray, start_yx: tuple[int, int]) -> np.ndarray:
+    """bool (H, W): a one-pixel straight line from ``start_yx`` to the nearest vessel pixel."""
+    from skimage.draw import line
+
+    _, (near_y, near_x) = ndimage.distance_transform_edt(~vessels, return_indices=True)
+    end = int(near_y[start_yx]), int(near_x[start_yx])
+    stub = np.zeros_like(vessels, dtype=bool)
+    rows, cols = line(int(start_yx[0]), int(start_yx[1]), *end)
+    stub[rows, cols] = True
+    return stub
 
 
 def _disc(height: int, width: int, center_yx: tuple[float, float], radius: float) -> np.ndarray:
@@ -136,7 +168,24 @@ def place_optic_disc(masks: np.ndarray, channels: Sequence[str], radius: float |
     vessels = out[vessel_channel].astype(bool) if vessel_channel is not None else None
     center = vessel_root(vessels, height, width)
     out[od_channel] = _disc(height, width, center, radius)
+    if vessels is None or not vessels.any() or _satisfied(out, channels):
+        return out
+    # Step 3 of the module docstring: onto the densest vessel pixel in the region, else a vessel stub.
+    candidates = _placement_region(height, width) & vessels
+    if candidates.any():
+        density = np.where(candidates, vessel_density(vessels), -1.0)
+        on_vessel = np.unravel_index(int(np.argmax(density)), density.shape)
+        moved = out.copy()
+        moved[od_channel] = _disc(height, width, on_vessel, radius)
+        if _satisfied(moved, channels):
+            return moved
+    out[vessel_channel] = vessels | _vessel_stub(vessels, center)
     return out
+
+
+def _satisfied(masks: np.ndarray, channels: Sequence[str]) -> bool:
+    status = optic_disc_status(masks, channels)
+    return status["count"] == 1 and bool(status["plausible"]) and status["rooted"] is not False
 
 
 def enforce_single_optic_disc(masks: np.ndarray, channels: Sequence[str]) -> tuple[np.ndarray, bool]:

@@ -73,6 +73,8 @@ class RenderConfig:
             raise RetinaError(f"--res {self.res}: the renderer needs a power of two >= 32")
         if self.width < 4:
             raise RetinaError(f"--width {self.width}: use at least 4 channels")
+        if self.batch < 1:
+            raise RetinaError(f"--batch {self.batch}: use at least 1 image per step")
         if self.covariance not in ("full", "diag"):
             raise RetinaError(f"covariance '{self.covariance}': use full or diag")
         if self.grader_arch not in ("resnet50", "tiny"):

@@ -84,7 +84,13 @@ def require(path: Path, fmt: str, what: str = "") -> Path:
 
 
 def images_by_stem(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in list_images(folder)}
+    images: dict[str, Path] = {}
+    for path in list_images(folder):
+        if path.stem in images:  # e.g. a .jpg and a .png export of one photograph: which one is meant?
+            raise RetinaError(f"{path}: two photographs named '{path.stem}' ({images[path.stem].name}, {path.name}); "
+                              "remove or rename one")
+        images[path.stem] = path
+    return images
 
 
 def read_csv_rows(path: Path, columns: Iterable[str], header: bool = True) -> list[tuple[int, dict[str, str]]]:

@@ -19,7 +19,7 @@ from retina.common.errors import RetinaError
 from retina.common.imageio import read_image, read_mask
 from retina.common.progress import progress_bar
 from retina.common.schema import CHANNEL_NAMES
-from retina.data.fov import fov_from_image, square_crop
+from retina.data.fov import FOV_MIN_THRESHOLD, fov_from_image, square_crop
 from retina.data.importers.base import Importer, Scan, SourceItem, hash_split
 from retina.data.importers.grade_estimate import PROVENANCE_NOTE, estimate_grade
 from retina.data.mask_resize import MaskLoss, measure_loss, resize_mask_stack, resize_photo
@@ -34,6 +34,7 @@ class ImportReport:
     skipped: Counter
     loss: dict[str, MaskLoss]
     grades: Counter = field(default_factory=Counter)
+    suspicious: dict[str, list[str]] = field(default_factory=dict)  # reason -> names imported but worth a look
 
     def summary_line(self) -> str:
         skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(self.skipped.items())) or "none"
@@ -42,8 +43,13 @@ class ImportReport:
             f"{m.lost_pixels}/{m.pixels_before} px, area x{m.area_after / max(m.pixels_before, 1):.1f}"
             for c, m in self.loss.items()
         ) or "no masks"
+        flagged = "".join(f"; {len(names)} {reason} (e.g. {names[0]})" for reason, names in self.suspicious.items())
         return (f"imported {self.count} images ({self.format}) into {self.out} at {self.size}px; "
-                f"skipped: {skipped}; lost by resizing: {lost}")
+                f"skipped: {skipped}; lost by resizing: {lost}{flagged}")
+
+
+# A photograph whose brightest pixel is this dark holds no retina (a failed capture, or an all-black export).
+BLANK_LEVEL = FOV_MIN_THRESHOLD
 
 
 def _read_item(item: SourceItem, importer: Importer) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
@@ -113,6 +119,7 @@ def import_dataset(
         raise RetinaError(f"{scan.root}: no images found for --format {importer.name}; check SRC")
     loss = {c: MaskLoss() for c in importer.channels}
     grades: Counter = Counter()
+    suspicious: dict[str, list[str]] = {}
     provenance: dict[str, Any] = {
         "format": importer.name,
         "description": importer.description,
@@ -133,6 +140,8 @@ def import_dataset(
         with progress_bar(len(items), f"import {importer.name}", enabled=show_progress) as bar:
             for item in items:
                 image, masks, fov = _read_item(item, importer)
+                if image.max() <= BLANK_LEVEL:
+                    suspicious.setdefault("blank photographs kept (every pixel dark)", []).append(item.name)
                 crop = square_crop(fov)
                 stack = crop.apply_stack(np.stack([masks[c] if c != "fov" else fov for c in channels_written]))
                 resized = resize_mask_stack(stack, size)
@@ -156,8 +165,10 @@ def import_dataset(
                 )
                 grades["unknown" if grade is None else grade] += 1
                 bar.advance(1)
+        if suspicious:
+            writer.provenance["suspicious"] = suspicious
         writer.provenance["counts"] = {
             "images": len(items), "grades": {str(k): v for k, v in sorted(grades.items(), key=str)},
         }
         writer.provenance["lost_by_resizing"] = {c: m.as_dict() for c, m in loss.items()}
-    return ImportReport(Path(out), importer.name, len(items), size, scan.skipped, loss, grades)
+    return ImportReport(Path(out), importer.name, len(items), size, scan.skipped, loss, grades, suspicious)

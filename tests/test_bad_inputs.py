@@ -1,0 +1,801 @@
+"""Bad inputs across every command (issue 6, hardening): each ends in one ``error:`` line and exit 2, or is
+handled and reported, and never leaves partial output behind.
+
+Every case builds its own broken input in ``tmp_path`` (from one tiny phantom set and a few hand-made source
+layouts), runs ``retina.cli.main`` in-process, and checks the exit code, that stderr is exactly one line, and
+that neither the ``--out`` folder nor any ``*.partial`` file exists afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from retina.cli import main
+
+SIZE = 32
+
+# -- building blocks for broken files -------------------------------------------------------------------
+
+
+def photo(size: int = 48, seed: int = 0) -> np.ndarray:
+    """A small fundus-like RGB image: a bright disc on black (so the FOV crop finds something)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size * 0.45) ** 2
+    image = rng.integers(60, 200, (size, size, 3), dtype=np.uint8)
+    return image * disc[..., None].astype(np.uint8)
+
+
+def save(path: Path, array: np.ndarray, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def png_bomb(path: Path, width: int = 30000, height: int = 30000) -> Path:
+    """A PNG whose header claims ``width x height`` pixels (the pixel data is never reached)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def jpeg_bomb(path: Path, side: int = 30000) -> Path:
+    """A small JPEG whose frame header (SOF0) is patched to claim ``side x side`` pixels."""
+    save(path, photo(), format="JPEG")
+    data = bytearray(path.read_bytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = struct.pack(">HH", side, side)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def rewrite_labels(root: Path, edit: Callable[[list[list[str]]], list[list[str]]]) -> None:
+    labels = root / "labels.csv"
+    with open(labels, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    with open(labels, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(edit(rows))
+
+
+def first_name(root: Path) -> str:
+    with open(root / "labels.csv", newline="", encoding="utf-8") as handle:
+        return next(csv.DictReader(handle))["name"]
+
+
+def eyepacs(root: Path, n: int = 3, suffix: str = ".jpeg") -> Path:
+    """A minimal EyePACS layout: ``trainLabels.csv`` and ``train/NAME.jpeg``."""
+    rows = [["image", "level"]]
+    for i in range(n):
+        save(root / "train" / f"{i}_left{suffix}", photo(seed=i))
+        rows.append([f"{i}_left", str(i % 5)])
+    with open(root / "trainLabels.csv", "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    return root
+
+
+def seg512(root: Path, n: int = 2) -> Path:
+    """A minimal idrid-seg512 layout: ``images/IDRiD_NN.jpg`` and ``masks_png/IDRiD_NN_XX.png``."""
+    for i in range(1, n + 1):
+        save(root / "images" / f"IDRiD_{i:02d}.jpg", photo(seed=i))
+        mask = np.zeros((48, 48), np.uint8)
+        mask[20:24, 20:24] = 255
+        save(root / "masks_png" / f"IDRiD_{i:02d}_EX.png", mask)
+    return root
+
+
+def write_checkpoint(path: Path, config: dict) -> Path:
+    import torch
+
+    from retina.common.checkpoint import save_checkpoint
+
+    save_checkpoint(path, {"weight": torch.zeros(2, 2)}, config, {})
+    return path.with_suffix(".safetensors") if path.suffix != ".safetensors" else path
+
+
+# -- the cases ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Ctx:
+    tmp: Path
+    phantom: Path  # a pristine tiny phantom set: copy it before breaking it
+
+    @property
+    def out(self) -> Path:
+        return self.tmp / "out"
+
+    @property
+    def keep(self) -> Path:
+        """A marker in a pre-existing --out: the command must leave it alone."""
+        return self.out / "keep.txt"
+
+    def existing_out(self) -> None:
+        self.out.mkdir()
+        self.keep.write_text("keep")
+
+    def copy(self, name: str = "set") -> Path:
+        return Path(shutil.copytree(self.phantom, self.tmp / name))
+
+
+@dataclass
+class Case:
+    id: str
+    build: Callable[[Ctx], list[str]]  # makes the broken input, returns argv
+    handled: bool = False  # True: exit 0 and a report; False: one error line and exit 2
+    match: str = ""  # text the error line must contain; for a handled case, text its report must contain
+    check: Callable[[Ctx], None] | None = None  # extra assertions on a handled case's output
+    marks: list = field(default_factory=list)
+
+
+def xfail(reason: str) -> list:
+    return [pytest.mark.xfail(strict=True, reason=reason)]
+
+
+def import_args(src: Path, fmt: str, ctx: Ctx, *extra: str) -> list[str]:
+    return ["data", "import", str(src), "--format", fmt, "--out", str(ctx.out), "--size", str(SIZE), *extra]
+
+
+def _eyepacs_broken(kind: str) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        src = eyepacs(ctx.tmp / "eyepacs")
+        target = src / "train" / "1_left.jpeg"
+        if kind == "truncated":
+            truncate(target)
+        elif kind == "zero-byte":
+            target.write_bytes(b"")
+        elif kind == "text":
+            target.write_text("this is not a photograph\n")
+        elif kind == "bomb":
+            target.unlink()
+            png_bomb(src / "train" / "1_left.png")
+        elif kind == "jpeg-bomb":
+            jpeg_bomb(target)
+        return import_args(src, "eyepacs", ctx)
+
+    return build
+
+
+def _eyepacs_csv(text: str | bytes) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        src = eyepacs(ctx.tmp / "eyepacs")
+        target = src / "trainLabels.csv"
+        target.write_bytes(text if isinstance(text, bytes) else text.encode())
+        return import_args(src, "eyepacs", ctx)
+
+    return build
+
+
+def _eyepacs_odd_photo(mode: str) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        src = eyepacs(ctx.tmp / "eyepacs")
+        (src / "train" / "2_left.jpeg").unlink()
+        if mode == "blank":
+            save(src / "train" / "2_left.png", np.zeros((48, 48, 3), np.uint8))
+        elif mode == "48bit":
+            import cv2
+
+            assert cv2.imwrite(str(src / "train" / "2_left.png"), photo(seed=2).astype(np.uint16) * 257)
+        elif mode == "16bit":
+            grey = (photo(seed=2)[..., 0].astype(np.uint16) * 257)
+            save(src / "train" / "2_left.png", grey)
+            assert Image.open(src / "train" / "2_left.png").mode.startswith("I")
+        else:
+            Image.fromarray(photo(seed=2)).convert("P").save(src / "train" / "2_left.png")
+        return import_args(src, "eyepacs", ctx)
+
+    return build
+
+
+def _eyepacs_clutter(ctx: Ctx) -> list[str]:
+    src = eyepacs(ctx.tmp / "eyepacs")
+    (src / "train" / "readme.txt").write_text("notes")
+    (src / "train" / "Thumbs.db").write_bytes(b"\0\1\2")
+    (src / "train" / ".DS_Store").write_bytes(b"\0")
+    return import_args(src, "eyepacs", ctx)
+
+
+def _imported(count: int) -> Callable[[Ctx], None]:
+    def check(ctx: Ctx) -> None:
+        from retina.common.canonical import CanonicalDataset
+
+        data = CanonicalDataset(ctx.out)
+        assert len(data) == count
+        for name in data.names:
+            image = data.load_image(name)
+            assert image.shape == (SIZE, SIZE, 3) and image.max() > 50, f"{name} lost its content"
+
+    return check
+
+
+def _seg512_broken(kind: str) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        src = seg512(ctx.tmp / "seg512")
+        target = src / "masks_png" / "IDRiD_02_EX.png"
+        if kind == "other-size":
+            save(target, np.full((40, 40), 255, np.uint8))
+        elif kind == "truncated":
+            truncate(target, 0.4)
+        elif kind == "zero-byte":
+            target.write_bytes(b"")
+        elif kind == "16bit":
+            mask = np.zeros((48, 48), np.uint16)
+            mask[10:14, 10:14] = 65535
+            save(target, mask)
+        elif kind == "palette":
+            mask = np.zeros((48, 48), np.uint8)
+            mask[10:14, 10:14] = 255
+            Image.fromarray(mask).convert("P").save(target)
+        elif kind == "bomb":
+            png_bomb(target)
+        elif kind == "duplicate-stem":
+            save(src / "images" / "IDRiD_01.png", photo(seed=1))
+        elif kind == "non-utf8-name":
+            name = os.fsdecode(b"IDRiD_\xff\xfe")
+            save(src / "images" / f"{name}.jpg", photo(seed=9))
+        return import_args(src, "idrid-seg512", ctx)
+
+    return build
+
+
+def _seg512_check(ctx: Ctx) -> None:
+    from retina.common.canonical import CanonicalDataset
+
+    data = CanonicalDataset(ctx.out)
+    assert len(data) == 2
+    masks = data.load_masks("IDRiD_02", ["ex"])
+    assert masks.shape == (1, SIZE, SIZE) and masks.any(), "the 16-bit/palette mask's lesion was lost"
+
+
+def _ddr(kind: str) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        root = ctx.tmp / "ddr"
+        save(root / "lesion_segmentation" / "train" / "image" / "007.jpg", photo())
+        grading = root / "DR_grading"
+        grading.mkdir(parents=True)
+        text = {"malformed": "007.jpg 2 extra\n", "out-of-range": "007.jpg 9\n"}[kind]
+        (grading / "train.txt").write_text(text)
+        return import_args(root, "ddr", ctx)
+
+    return build
+
+
+def _fgadr(kind: str) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        root = ctx.tmp / "fgadr" / "Seg-set"
+        save(root / "Original_Images" / "0001_1.png", photo())
+        save(root / "Original_Images" / "0002_1.png", photo(seed=1))
+        lines = "0001_1.png,2\n0002_1.png,3\n" if kind != "no-grade" else "0001_1.png,2\n"
+        (root / "DR_Seg_Grading_Label.csv").write_text(lines)
+        if kind == "irma-other-size":
+            save(root / "IRMA_Masks" / "0002_1.png", np.full((20, 20), 255, np.uint8))
+        if kind == "tiff-mask-truncated":
+            truncate(save(root / "HardExudate_Masks" / "0002_1.png", np.full((48, 48), 255, np.uint8)), 0.3)
+        return import_args(ctx.tmp / "fgadr", "fgadr", ctx)
+
+    return build
+
+
+def _drive_missing_tracing(ctx: Ctx) -> list[str]:
+    src = ctx.tmp / "drive"
+    save(src / "training" / "images" / "21_training.tif", photo())
+    save(src / "training" / "mask" / "21_training_mask.gif", np.full((48, 48), 255, np.uint8))
+    (src / "training" / "1st_manual").mkdir(parents=True)
+    return import_args(src, "drive", ctx)
+
+
+def _grading_csv_unknown_image(ctx: Ctx) -> list[str]:
+    root = ctx.tmp / "idrid" / "B. Disease Grading"
+    save(root / "1. Original Images" / "a. Training Set" / "IDRiD_001.jpg", photo())
+    truth = root / "2. Groundtruths" / "a. IDRiD_Disease Grading_Training Labels.csv"
+    truth.parent.mkdir(parents=True)
+    truth.write_text("Image name,Retinopathy grade,Risk of macular edema\nIDRiD_001,2,0\nIDRiD_777,3,1\n")
+    return import_args(ctx.tmp / "idrid", "idrid-grading", ctx)
+
+
+def _set_broken(kind: str, command: str) -> Callable[[Ctx], list[str]]:
+    """Break a copy of the phantom set in one way and run ``command`` on it."""
+
+    def build(ctx: Ctx) -> list[str]:
+        root = ctx.copy()
+        name = first_name(root)
+        if kind == "truncated-image":
+            truncate(root / "images" / f"{name}.png")
+        elif kind == "zero-byte-image":
+            (root / "images" / f"{name}.png").write_bytes(b"")
+        elif kind == "truncated-mask":
+            truncate(root / "masks" / "vessels" / f"{name}.png")
+        elif kind == "bomb-mask":
+            png_bomb(root / "masks" / "he" / f"{name}.png")
+        elif kind == "zero-byte-mask":
+            (root / "masks" / "vessels" / f"{name}.png").write_bytes(b"")
+        elif kind == "mask-other-size":
+            save(root / "masks" / "ex" / f"{name}.png", np.zeros((SIZE // 2, SIZE // 2), np.uint8))
+        elif kind == "bomb-image":
+            png_bomb(root / "images" / f"{name}.png")
+        elif kind == "non-utf8-stray":
+            save(root / "images" / os.fsdecode(b"stray\xff.png"), photo(SIZE))
+        elif kind == "missing-image":
+            (root / "images" / f"{name}.png").unlink()
+        elif kind == "no-labels":
+            (root / "labels.csv").unlink()
+        elif kind == "labels-missing-column":
+            rewrite_labels(root, lambda rows: [[r[0], r[2]] for r in rows])
+        elif kind == "labels-bad-grade":
+            rewrite_labels(root, lambda rows: [rows[0], [rows[1][0], "7", *rows[1][2:]], *rows[2:]])
+        elif kind == "labels-text-grade":
+            rewrite_labels(root, lambda rows: [rows[0], [rows[1][0], "severe", *rows[1][2:]], *rows[2:]])
+        elif kind == "labels-path-name":
+            rewrite_labels(root, lambda rows: [rows[0], ["../../escaped", *rows[1][1:]], *rows[2:]])
+        elif kind == "labels-duplicate":
+            rewrite_labels(root, lambda rows: [*rows, rows[1]])
+        elif kind == "labels-not-utf8":
+            (root / "labels.csv").write_bytes((root / "labels.csv").read_bytes() + b"caf\xe9,2,train,x\n")
+        elif kind == "labels-empty":
+            rewrite_labels(root, lambda rows: rows[:1])
+        elif kind == "dataset-json-corrupt":
+            (root / "dataset.json").write_text('{"resolution": 32,')
+        elif kind == "no-masks":
+            shutil.rmtree(root / "masks")
+        elif kind == "no-images":
+            shutil.rmtree(root / "images")
+        elif kind == "not-a-folder":
+            shutil.rmtree(root)
+            root.write_text("a file, not a data set")
+        out = str(ctx.out)
+        png = str(ctx.tmp / "preview.png")
+        merge_part = str(renamed(root)) if command == "merge" else ""
+        return {
+            "inspect": ["data", "inspect", str(root)],
+            "render": ["render", "--masks", str(root), "--out", out, "--device", "cpu"],
+            "eval-layout": ["eval", "layout", "--real", str(root), "--fake", str(ctx.phantom), "--out",
+                            str(ctx.out / "report.json"), "--no-classifier"],
+            "preview": ["data", "preview", str(root), "--out", png],
+            "merge": ["data", "merge", str(ctx.phantom), merge_part, "--out", out],
+            "layout-train": ["layout", "train", "--data", str(root), "--out", out, "--res", str(SIZE), "--batch",
+                             "2", "--kimg", "0.002", "--width", "8", "--channel-max", "8", "--device", "cpu",
+                             "--quiet"],
+            "render-train": ["render", "train", "--data", str(root), "--out", out, "--res", str(SIZE), "--batch",
+                             "2", "--steps", "1", "--width", "8", "--grader", "tiny", "--grader-steps", "1",
+                             "--no-perceptual", "--device", "cpu"],
+            "fidelity": ["eval", "fidelity", "--real", str(root), "--fake", str(ctx.phantom), "--metrics", "swd",
+                         "--res", str(SIZE), "--out", str(ctx.tmp / "out" / "fidelity.json"), "--device", "cpu"],
+            "bench-grade": ["bench", "grade", "--real", str(root), "--synthetic", str(ctx.phantom), "--out", out,
+                            "--width", "tiny", "--res", str(SIZE), "--epochs", "1", "--device", "cpu"],
+            "bench-vessels": ["bench", "vessels", "--real", str(root), "--synthetic", str(ctx.phantom), "--out", out,
+                              "--res", str(SIZE), "--width", "8", "--pretrain-epochs", "1", "--finetune-epochs", "1",
+                              "--device", "cpu"],
+            "train-aae": ["layout", "train-aae", "--data", str(root), "--out", out, "--res", str(SIZE), "--kimg",
+                          "0.002", "--batch", "2", "--width", "8", "--latent", "8", "--device", "cpu", "--quiet"],
+            "train-sketch": ["layout", "train-sketch", "--data", str(root), "--out", out, "--res", str(SIZE),
+                             "--kimg", "0.002", "--batch", "2", "--width", "8", "--latent", "8", "--device", "cpu",
+                             "--quiet"],
+            "bench-segment": ["bench", "segment", "--real", str(root), "--out", out, "--ratios", "0",
+                              "--epochs", "1", "--res", str(SIZE), "--width", "8", "--device", "cpu"],
+        }[command]
+
+    return build
+
+
+def _existing_out(build: Callable[[Ctx], list[str]]) -> Callable[[Ctx], list[str]]:
+    """Run ``build``'s command with an --out that already exists: it must be refused and left untouched."""
+
+    def wrapped(ctx: Ctx) -> list[str]:
+        argv = build(ctx)
+        ctx.existing_out()
+        return argv
+
+    return wrapped
+
+
+def _corrupt_weights(filename: str) -> Callable[[Ctx], list[str]]:
+    """A weights folder holding a file of the right name but wrong content (a pickle, too): sha256 refuses it."""
+
+    def build(ctx: Ctx) -> list[str]:
+        import pickle
+
+        folder = ctx.tmp / "weights"
+        folder.mkdir()
+        (folder / filename).write_bytes(pickle.dumps({"not": "weights"}))
+        return ["eval", "fidelity", "--real", str(ctx.phantom), "--fake", str(ctx.phantom), "--metrics", "fid",
+                "--weights-dir", str(folder), "--out", str(ctx.out / "report.json"), "--device", "cpu"]
+
+    return build
+
+
+def renamed(root: Path, prefix: str = "b_") -> Path:
+    """The same set under other sample names and seeds, so that it can be merged with the original."""
+    if not (root / "labels.csv").is_file():
+        return root
+    with open(root / "labels.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    for folder in [root / "images", *(root / "masks").glob("*")]:
+        for path in folder.glob("*.png") if folder.is_dir() else []:
+            path.rename(path.with_name(prefix + path.name))
+    seed = rows[0].index("seed") if "seed" in rows[0] else None
+
+    def edit(rows: list[list[str]]) -> list[list[str]]:
+        body = [[prefix + r[0], *r[1:]] for r in rows[1:]]
+        if seed is not None:
+            for r in body:
+                r[seed] = r[seed] + "1"
+        return [rows[0], *body]
+
+    rewrite_labels(root, edit)
+    return root
+
+
+def _merge(kind: str) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        out = ["--out", str(ctx.out)]
+        if kind == "same-twice":
+            return ["data", "merge", str(ctx.phantom), str(ctx.phantom), *out]
+        if kind == "missing-part":
+            return ["data", "merge", str(ctx.phantom), str(ctx.tmp / "nowhere"), *out]
+        from retina.phantom.dataset import write_phantom
+
+        other = write_phantom(ctx.tmp / "other", n=2, size=SIZE * 2, grades=[1], seed=5)
+        return ["data", "merge", str(ctx.phantom), str(other), *out]
+
+    return build
+
+
+def _checkpoint(kind: str, command: str) -> Callable[[Ctx], list[str]]:
+    """A bad checkpoint file handed to a command that loads one."""
+
+    def build(ctx: Ctx) -> list[str]:
+        if kind == "pickle":
+            import torch
+
+            path = ctx.tmp / "model.pt"
+            torch.save({"weight": torch.zeros(2)}, path)
+        elif kind == "pkl":
+            path = ctx.tmp / "model.pkl"
+            path.write_bytes(b"\x80\x04\x95\x00\x00")
+        elif kind == "truncated":
+            path = truncate(write_checkpoint(ctx.tmp / "model", {"kind": "layout", "arch": "stylegan"}), 0.6)
+        elif kind == "truncated-run":  # a run folder whose last checkpoint was cut short
+            path = ctx.tmp / "run"
+            path.mkdir()
+            (path / "config.json").write_text('{"config": {}}')
+            truncate(write_checkpoint(path / "last", {"kind": "layout", "arch": "stylegan"}), 0.6)
+        elif kind == "zero-byte":
+            path = ctx.tmp / "model.safetensors"
+            path.write_bytes(b"")
+        elif kind == "other-kind":
+            other = "layout" if command == "annotate" else "segmenter"
+            path = write_checkpoint(ctx.tmp / "model", {"kind": other, "arch": "unet"})
+        elif kind == "segmenter-no-config":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": "segmenter", "arch": "unet"})
+        elif kind == "other-arch":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": "layout" if command != "render" else "render",
+                                                        "arch": "no-such-arch"})
+        elif kind == "missing":
+            path = ctx.tmp / "nowhere.safetensors"
+        else:
+            raise AssertionError(kind)
+        out = str(ctx.out)
+        return {
+            "layout-sample": ["layout", "sample", "--checkpoint", str(path), "--n", "2", "--res", str(SIZE),
+                              "--out", out, "--device", "cpu"],
+            "generate-layout": ["generate", "--layout-ckpt", str(path), "--n", "2", "--res", str(SIZE),
+                                "--out", out, "--device", "cpu"],
+            "render": ["generate", "--render-ckpt", str(path), "--n", "2", "--res", str(SIZE), "--out", out,
+                       "--device", "cpu"],
+            "render-masks": ["render", "--masks", str(ctx.phantom), "--checkpoint", str(path), "--out", out,
+                             "--device", "cpu"],
+            "render-init": ["render", "train", "--data", str(ctx.phantom), "--out", out, "--init", str(path),
+                            "--res", str(SIZE), "--batch", "2", "--steps", "1", "--width", "8", "--grader", "tiny",
+                            "--no-perceptual", "--device", "cpu"],
+            "render-resume": ["render", "train", "--resume", str(path), "--device", "cpu"],
+            "vessels": ["layout", "sample", "--vessels", "aae", "--vessels-checkpoint", str(path), "--n", "2",
+                        "--res", str(SIZE), "--out", out, "--device", "cpu"],
+            "layout-resume": ["layout", "train", "--resume", str(path), "--device", "cpu", "--quiet"],
+            "annotate": ["data", "annotate", "--segmenter", str(path), "--images", str(ctx.phantom), "--out", out,
+                         "--device", "cpu"],
+        }[command]
+
+    return build
+
+
+def _argv(*argv: str) -> Callable[[Ctx], list[str]]:
+    def build(ctx: Ctx) -> list[str]:
+        return [a.replace("{out}", str(ctx.out)).replace("{phantom}", str(ctx.phantom)).replace("{tmp}", str(ctx.tmp))
+                for a in argv]
+
+    return build
+
+
+CASES = [
+    # data import: photographs
+    Case("import-truncated-jpeg", _eyepacs_broken("truncated"), match="truncated"),
+    Case("import-zero-byte-jpeg", _eyepacs_broken("zero-byte"), match="empty"),
+    Case("import-text-as-jpeg", _eyepacs_broken("text"), match="unreadable"),
+    Case("import-png-bomb", _eyepacs_broken("bomb"), match="exceeds the limit"),
+    Case("import-jpeg-bomb", _eyepacs_broken("jpeg-bomb"), match="30000x30000 pixels exceeds the limit"),
+    Case("import-16bit-png", _eyepacs_odd_photo("16bit"), handled=True, match="imported 3", check=_imported(3)),
+    Case("import-16bit-rgb-png", _eyepacs_odd_photo("48bit"), handled=True, match="imported 3", check=_imported(3)),
+    Case("import-blank-photo-reported", _eyepacs_odd_photo("blank"), handled=True,
+         match="1 blank photographs kept (every pixel dark) (e.g. 2_left)"),
+    Case("import-palette-png", _eyepacs_odd_photo("palette"), handled=True, match="imported 3",
+         check=_imported(3)),
+    Case("import-non-images-in-folder", _eyepacs_clutter, handled=True, match="imported 3", check=_imported(3)),
+    # data import: label files
+    Case("import-csv-missing-column", _eyepacs_csv("image,grade\n0_left,1\n"), match="missing column"),
+    Case("import-csv-bad-grade", _eyepacs_csv("image,level\n0_left,7\n"), match="outside 0-4"),
+    Case("import-csv-text-grade", _eyepacs_csv("image,level\n0_left,severe\n"), match="not a number"),
+    Case("import-csv-not-utf8", _eyepacs_csv(b"image,level\n0_left,1\ncaf\xe9,2\n"), match="UTF-8"),
+    Case("import-csv-empty", _eyepacs_csv(b""), match="empty"),
+    Case("import-csv-short-row", _eyepacs_csv("image,level\n0_left\n"), match="cell"),
+    Case("import-csv-unknown-image", _grading_csv_unknown_image, match="IDRiD_777"),
+    # data import: masks
+    Case("import-mask-other-size", _seg512_broken("other-size"), match="do not belong together"),
+    Case("import-mask-truncated", _seg512_broken("truncated"), match="IDRiD_02_EX"),
+    Case("import-mask-zero-byte", _seg512_broken("zero-byte"), match="empty"),
+    Case("import-mask-bomb", _seg512_broken("bomb"), match="exceeds the limit"),
+    Case("import-mask-16bit", _seg512_broken("16bit"), handled=True, match="imported 2", check=_seg512_check),
+    Case("import-mask-palette", _seg512_broken("palette"), handled=True, match="imported 2", check=_seg512_check),
+    Case("import-non-utf8-filename", _seg512_broken("non-utf8-name"), handled=True,
+         match="1 file name not valid UTF-8", check=_seg512_check),
+    Case("import-out-exists", _existing_out(lambda ctx: import_args(eyepacs(ctx.tmp / "eyepacs"), "eyepacs", ctx)),
+         match="already exists"),
+    Case("import-duplicate-stem", _seg512_broken("duplicate-stem"), match="two photographs named 'IDRiD_01'"),
+    Case("import-missing-vessel-tracing", _drive_missing_tracing, match="vessel tracing"),
+    Case("import-ddr-grade-line-malformed", _ddr("malformed"), match="expected 'NAME.jpg GRADE'"),
+    Case("import-ddr-grade-out-of-range", _ddr("out-of-range"), match="outside 0-4"),
+    Case("import-fgadr-no-grade", _fgadr("no-grade"), match="no grade for image"),
+    Case("import-fgadr-irma-other-size", _fgadr("irma-other-size"), match="do not belong together"),
+    Case("import-fgadr-mask-truncated", _fgadr("tiff-mask-truncated"), match="truncated"),
+    # data import: arguments
+    Case("import-src-missing", _argv("data", "import", "{tmp}/nowhere", "--format", "eyepacs", "--out", "{out}"),
+         match="not found"),
+    Case("import-unknown-format", _argv("data", "import", "{tmp}", "--format", "kaggle", "--out", "{out}"),
+         match="unknown --format"),
+    Case("import-wrong-layout", _argv("data", "import", "{phantom}", "--format", "drive", "--out", "{out}"),
+         match="expected 'training'"),
+    # data inspect / preview on broken canonical sets
+    Case("inspect-no-labels", _set_broken("no-labels", "inspect"), match="no labels.csv"),
+    Case("inspect-labels-missing-column", _set_broken("labels-missing-column", "inspect"), match="missing column"),
+    Case("inspect-labels-bad-grade", _set_broken("labels-bad-grade", "inspect"), match="outside 0-4"),
+    Case("inspect-labels-text-grade", _set_broken("labels-text-grade", "inspect"), match="not a number"),
+    Case("inspect-labels-path-name", _set_broken("labels-path-name", "inspect"), match="not a plain file stem"),
+    Case("merge-labels-path-name", _set_broken("labels-path-name", "merge"), match="not a plain file stem"),
+    Case("inspect-labels-duplicate", _set_broken("labels-duplicate", "inspect"), match="duplicate"),
+    Case("inspect-labels-not-utf8", _set_broken("labels-not-utf8", "inspect"), match="UTF-8"),
+    Case("inspect-labels-empty", _set_broken("labels-empty", "inspect"), match="empty"),
+    Case("inspect-dataset-json-corrupt", _set_broken("dataset-json-corrupt", "inspect"), match="JSON"),
+    Case("inspect-not-a-folder", _set_broken("not-a-folder", "inspect"), match="not found"),
+    Case("inspect-truncated-image-reported", _set_broken("truncated-image", "inspect"), handled=True,
+         match="unreadable"),
+    Case("inspect-mask-other-size-reported", _set_broken("mask-other-size", "inspect"), handled=True,
+         match="size mismatch"),
+    Case("inspect-bomb-image-reported", _set_broken("bomb-image", "inspect"), handled=True, match="exceeds"),
+    Case("inspect-non-utf8-stray-file", _set_broken("non-utf8-stray", "inspect"), handled=True,
+         match="not listed in labels.csv"),
+    Case("phantom-non-utf8-out", _argv("data", "phantom", "--n", "2", "--size", "32", "--out",
+                                       os.fsdecode(b"{tmp}/out\xff")), handled=True, match="phantom: 2 images"),
+    Case("preview-zero-byte-image", _set_broken("zero-byte-image", "preview"), handled=True, match="skipped"),
+    Case("preview-bomb-image", _set_broken("bomb-image", "preview"), handled=True, match="skipped"),
+    Case("preview-not-png", _argv("data", "preview", "{phantom}", "--out", "{tmp}/grid.jpg"), match="PNG"),
+    # data merge
+    Case("merge-same-set-twice", _merge("same-twice"), match="also in"),
+    Case("merge-missing-part", _merge("missing-part"), match="not found"),
+    Case("merge-other-resolution", _merge("other-resolution"), match="resolution"),
+    Case("merge-labels-bad-grade", _set_broken("labels-bad-grade", "merge"), match="outside 0-4"),
+    Case("merge-control-clean-parts", _set_broken("none", "merge"), handled=True, match="merged 2 sets, 20 samples"),
+    Case("merge-missing-image-file", _set_broken("missing-image", "merge"), match="not found"),
+    Case("merge-truncated-image", _set_broken("truncated-image", "merge"), match="truncated"),
+    Case("merge-zero-byte-mask", _set_broken("zero-byte-mask", "merge"), match="empty"),
+    Case("merge-mask-other-size", _set_broken("mask-other-size", "merge"), match="16x16 pixels in a 32px set"),
+    Case("merge-bomb-image", _set_broken("bomb-image", "merge"), match="exceeds"),
+    # data phantom
+    Case("phantom-zero-images", _argv("data", "phantom", "--n", "0", "--size", "32", "--out", "{out}"),
+         match="at least one"),
+    Case("phantom-bad-grade", _argv("data", "phantom", "--n", "2", "--grades", "7", "--out", "{out}"),
+         match="outside 0-4"),
+    # checkpoints
+    Case("layout-sample-pickle", _checkpoint("pickle", "layout-sample"), match="model.pt"),
+    Case("layout-sample-pkl", _checkpoint("pkl", "layout-sample"), match="model.pkl"),
+    Case("layout-sample-truncated-ckpt", _checkpoint("truncated", "layout-sample"), match="truncated"),
+    Case("layout-sample-zero-byte-ckpt", _checkpoint("zero-byte", "layout-sample"), match="model.safetensors"),
+    Case("layout-sample-other-kind", _checkpoint("other-kind", "layout-sample"), match="segmenter"),
+    Case("layout-sample-other-arch", _checkpoint("other-arch", "layout-sample"), match="no-such-arch"),
+    Case("layout-sample-missing-ckpt", _checkpoint("missing", "layout-sample"), match="not found"),
+    Case("layout-sample-bad-grade", _argv("layout", "sample", "--grade", "5", "--n", "2", "--res", "32", "--out",
+                                          "{out}", "--device", "cpu"), match="outside 0-4"),
+    Case("layout-sample-aae-without-checkpoint", _argv("layout", "sample", "--vessels", "aae", "--n", "2", "--res",
+                                                      "32", "--out", "{out}", "--device", "cpu"), match="train-aae"),
+    Case("layout-sample-vessels-ckpt-pickle", _checkpoint("pickle", "vessels"), match="model.pt"),
+    Case("layout-sample-vessels-ckpt-other-kind", _checkpoint("other-kind", "vessels"), match="segmenter"),
+    Case("generate-layout-pickle", _checkpoint("pickle", "generate-layout"), match="model.pt"),
+    Case("generate-layout-truncated", _checkpoint("truncated", "generate-layout"), match="truncated"),
+    Case("generate-render-other-kind", _checkpoint("other-kind", "render"), match="segmenter"),
+    Case("generate-render-other-arch", _checkpoint("other-arch", "render"), match="no-such-arch"),
+    Case("generate-render-pickle", _checkpoint("pickle", "render"), match="model.pt"),
+    Case("generate-bad-shard", _argv("generate", "--n", "4", "--shard", "3/2", "--res", "32", "--out", "{out}",
+                                     "--device", "cpu"), match="shard"),
+    Case("generate-bad-grades", _argv("generate", "--n", "4", "--grades", "0-9", "--res", "32", "--out", "{out}",
+                                      "--device", "cpu"), match="outside 0-4"),
+    Case("generate-render-truncated", _checkpoint("truncated", "render"), match="truncated"),
+    Case("layout-resume-truncated-last", _checkpoint("truncated-run", "layout-resume"), match="truncated"),
+    Case("render-resume-truncated-last", _checkpoint("truncated-run", "render-resume"), match="truncated"),
+    Case("layout-resume-pickle", _checkpoint("pickle", "layout-resume"), match="model.pt"),
+    Case("annotate-segmenter-pickle", _checkpoint("pickle", "annotate"), match="model.pt"),
+    Case("annotate-segmenter-other-kind", _checkpoint("other-kind", "annotate"), match="layout"),
+    Case("annotate-segmenter-incomplete-config", _checkpoint("segmenter-no-config", "annotate"), match="model"),
+    Case("render-train-init-pickle", _checkpoint("pickle", "render-init"), match="model.pt"),
+    Case("render-train-resume-missing", _checkpoint("missing", "render-resume"), match="not found"),
+    # option values out of range
+    Case("layout-sample-zero-batch", _argv("layout", "sample", "--n", "2", "--batch", "0", "--res", "32", "--out",
+                                          "{out}", "--device", "cpu"), match="--batch"),
+    Case("layout-sample-unknown-device", _argv("layout", "sample", "--n", "2", "--res", "32", "--out", "{out}",
+                                               "--device", "tpu"), match="unknown device"),
+    Case("generate-res-too-small", _argv("generate", "--n", "2", "--res", "5", "--out", "{out}", "--device", "cpu"),
+         match="too small"),
+    Case("generate-shard-not-i-of-n", _argv("generate", "--n", "2", "--shard", "x", "--res", "32", "--out", "{out}",
+                                            "--device", "cpu"), match="i/n"),
+    Case("layout-train-res-not-power-of-two", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}",
+                                                    "--res", "33", "--device", "cpu", "--quiet"), match="power of two"),
+    Case("render-train-unknown-arch", _argv("render", "train", "--data", "{phantom}", "--out", "{out}", "--arch",
+                                            "bogus", "--device", "cpu"), match="unknown renderer"),
+    Case("render-train-zero-batch", _argv("render", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                          "--batch", "0", "--width", "8", "--grader", "tiny", "--grader-steps", "1",
+                                          "--no-perceptual", "--device", "cpu"), match="--batch"),
+    Case("bench-segment-bad-ratio", _argv("bench", "segment", "--real", "{phantom}", "--out", "{out}", "--ratios",
+                                          "1.5", "--device", "cpu"), match="--ratios"),
+    Case("bench-segment-unknown-channel", _argv("bench", "segment", "--real", "{phantom}", "--out", "{out}",
+                                                "--channels", "xx", "--device", "cpu"), match="unknown channel"),
+    Case("bench-grade-unknown-model", _argv("bench", "grade", "--real", "{phantom}", "--synthetic", "{phantom}",
+                                            "--out", "{out}", "--model", "vgg", "--device", "cpu"), match="--model"),
+    Case("merge-single-part", _argv("data", "merge", "{phantom}", "--out", "{out}"), match="at least two"),
+    # retina render --masks
+    Case("render-zero-byte-mask", _set_broken("zero-byte-mask", "render"), match="empty"),
+    Case("render-mask-other-size", _set_broken("mask-other-size", "render"), match="sizes differ"),
+    Case("render-truncated-mask", _set_broken("truncated-mask", "render"), match="truncated"),
+    Case("render-bomb-mask", _set_broken("bomb-mask", "render"), match="exceeds"),
+    Case("render-no-masks", _set_broken("no-masks", "render"), match="missing"),
+    Case("render-labels-bad-grade", _set_broken("labels-bad-grade", "render"), match="outside 0-4"),
+    Case("render-checkpoint-pickle", _checkpoint("pickle", "render-masks"), match="model.pt"),
+    Case("render-checkpoint-other-kind", _checkpoint("other-kind", "render-masks"), match="segmenter"),
+    Case("render-without-out", _argv("render", "--masks", "{phantom}", "--device", "cpu"), match="--out required"),
+    # retina eval layout
+    Case("eval-layout-zero-byte-mask", _set_broken("zero-byte-mask", "eval-layout"), match="empty"),
+    Case("eval-layout-mask-other-size", _set_broken("mask-other-size", "eval-layout"), match="sizes differ"),
+    Case("eval-layout-no-masks", _set_broken("no-masks", "eval-layout"), match="no mask channels"),
+    Case("eval-layout-labels-bad-grade", _set_broken("labels-bad-grade", "eval-layout"), match="outside 0-4"),
+    Case("eval-layout-masks-only-set", _set_broken("no-images", "eval-layout"), handled=True, match="layout score"),
+    # trainers and evaluators on broken sets
+    Case("layout-train-no-masks", _set_broken("no-masks", "layout-train"), match="masks"),
+    Case("layout-train-not-a-dataset", _set_broken("no-labels", "layout-train"), match="no labels.csv"),
+    Case("layout-train-zero-byte-mask", _set_broken("zero-byte-mask", "layout-train"), match="empty"),
+    Case("render-train-no-images", _set_broken("no-images", "render-train"), match="images"),
+    Case("render-train-labels-bad-grade", _set_broken("labels-bad-grade", "render-train"), match="outside 0-4"),
+    Case("fidelity-truncated-image", _set_broken("truncated-image", "fidelity"), match="truncated"),
+    Case("fidelity-missing-fake", _argv("eval", "fidelity", "--real", "{phantom}", "--fake", "{tmp}/nowhere",
+                                        "--metrics", "swd", "--device", "cpu"), match="not found"),
+    Case("fidelity-unknown-metric", _argv("eval", "fidelity", "--real", "{phantom}", "--fake", "{phantom}",
+                                          "--metrics", "bogus", "--device", "cpu"), match="unknown metric"),
+    Case("fidelity-fid-weights-missing", _argv("eval", "fidelity", "--real", "{phantom}", "--fake", "{phantom}",
+                                               "--metrics", "fid", "--weights-dir", "{tmp}", "--out",
+                                               "{out}/report.json", "--device", "cpu"), match="inception"),
+    Case("fidelity-fid-weights-corrupt", _corrupt_weights("inception-2015-12-05.pt"), match="inception"),
+    Case("weights-fetch-unknown-name", _argv("weights", "fetch", "nosuch", "--dest", "{out}"),
+         match="unknown weights"),
+    Case("fidelity-masks-only", _set_broken("no-images", "fidelity"), match="images"),
+    Case("bench-grade-no-labels", _set_broken("no-labels", "bench-grade"), match="no labels.csv"),
+    Case("bench-segment-no-masks", _set_broken("no-masks", "bench-segment"), match="masks"),
+    Case("bench-vessels-no-masks", _set_broken("no-masks", "bench-vessels"), match="vessels"),
+    Case("layout-train-truncated-mask", _set_broken("truncated-mask", "layout-train"), match="truncated"),
+    Case("layout-train-bomb-mask", _set_broken("bomb-mask", "layout-train"), match="exceeds"),
+    Case("layout-train-mask-other-size", _set_broken("mask-other-size", "layout-train"), match="size"),
+    Case("layout-train-existing-out-untouched", _existing_out(_set_broken("labels-bad-grade", "layout-train")),
+         match="outside 0-4"),
+    Case("train-aae-no-vessels", _set_broken("no-masks", "train-aae"), match="vessels"),
+    Case("train-sketch-no-images", _set_broken("no-images", "train-sketch"), match="images"),
+    Case("render-train-truncated-image", _set_broken("truncated-image", "render-train"), match="truncated"),
+    Case("render-train-zero-byte-mask", _set_broken("zero-byte-mask", "render-train"), match="empty"),
+    Case("generate-out-exists", _existing_out(_argv("generate", "--n", "2", "--res", "32", "--out", "{out}",
+                                                    "--device", "cpu")), match="exists"),
+    Case("layout-sample-out-exists", _existing_out(_argv("layout", "sample", "--n", "2", "--res", "32", "--out",
+                                                         "{out}", "--device", "cpu")), match="exists"),
+]
+
+
+@pytest.fixture(scope="module")
+def phantom_set(tmp_path_factory) -> Path:
+    from retina.phantom.dataset import write_phantom
+
+    return write_phantom(tmp_path_factory.mktemp("pristine") / "ph", n=10, size=SIZE, grades=[0, 1, 2, 3, 4],
+                         seed=0)
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if ".partial" in p.name]
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
+def test_bad_input(case: Case, phantom_set: Path, tmp_path: Path, capsys) -> None:
+    ctx = Ctx(tmp_path, phantom_set)
+    argv = case.build(ctx)
+    capsys.readouterr()
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    err = captured.err
+    if case.handled:
+        assert code == 0, f"expected the input to be handled, got exit {code}: {err}"
+        assert case.match.lower() in (captured.out + err).lower(), f"not reported: {captured.out + err}"
+        if case.check is not None:
+            case.check(ctx)
+    else:
+        lines = err.strip("\n").splitlines()
+        assert code == 2, f"expected exit 2, got {code}: {err[-2000:]}"
+        assert len(lines) == 1 and lines[0].startswith("error: "), f"not one error line: {err[-2000:]}"
+        assert case.match.lower() in lines[0].lower(), lines[0]
+        if ctx.keep.exists():
+            assert ctx.keep.read_text() == "keep", "an existing --out was touched"
+        else:
+            assert not ctx.out.exists(), f"partial output left in {ctx.out}"
+    assert not _leftovers(tmp_path), _leftovers(tmp_path)
+    assert not _leftovers(phantom_set), "the pristine set was modified"
+
+
+def test_suite_is_large_enough() -> None:
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("command", ["phantom", "import", "merge"])
+def test_interrupt_leaves_no_partial_output(command: str, phantom_set: Path, tmp_path: Path, capsys,
+                                            monkeypatch) -> None:
+    """Ctrl-C half-way through writing a data set: exit 130, one error line, no --out and no OUT.partial."""
+    from retina.common.canonical import CanonicalWriter
+
+    ctx = Ctx(tmp_path, phantom_set)
+    argv = {
+        "phantom": ["data", "phantom", "--n", "4", "--size", str(SIZE), "--out", str(ctx.out)],
+        "import": import_args(eyepacs(tmp_path / "eyepacs"), "eyepacs", ctx),
+        "merge": ["data", "merge", str(phantom_set), str(renamed(ctx.copy())), "--out", str(ctx.out)],
+    }[command]
+    original, calls = CanonicalWriter.add, []
+
+    def add_then_interrupt(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(CanonicalWriter, "add", add_then_interrupt)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err.strip("\n").splitlines()
+    assert exit_.value.code == 130 and err == ["error: interrupted"], err
+    assert len(calls) == 2
+    assert not ctx.out.exists()
+    assert not _leftovers(tmp_path) and not list(tmp_path.glob("*.partial"))
