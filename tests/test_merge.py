@@ -1,4 +1,5 @@
-"""`retina data merge`: joining shards, and refusing parts that do not belong together."""
+"""`retina data merge` and `retina data split`: joining shards, refusing parts that do not belong together,
+and splitting a set into train and held-out parts."""
 
 from __future__ import annotations
 
@@ -77,3 +78,22 @@ def test_merge_cli(tmp_path, capsys):
             main(["data", "merge", *argv])
         err = capsys.readouterr().err
         assert done.value.code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1
+
+
+def test_split_is_deterministic_disjoint_and_complete(tmp_path):
+    from retina.data.split import heldout_every, heldout_random, write_split
+
+    names = [f"s_{i:03d}" for i in range(10)]
+    data = CanonicalDataset(shard(tmp_path / "all", names, seeds=list(range(10))))
+    held = heldout_random(data.names, 0.2, seed=3)
+    assert held == heldout_random(reversed(data.names), 0.2, seed=3) and len(held) == 2
+    assert heldout_every(data.names, 5) == {"s_000", "s_005"}
+    assert write_split(data, held, tmp_path / "tr", tmp_path / "ho", "test rule") == (8, 2)
+    train, heldout = CanonicalDataset(tmp_path / "tr"), CanonicalDataset(tmp_path / "ho")
+    assert set(heldout.names) == held and set(train.names) | held == set(names)
+    assert {s.split for s in heldout.samples} == {"test"} and {s.split for s in train.samples} == {"train"}
+    assert json.loads((tmp_path / "ho" / "dataset.json").read_text())["provenance"]["heldout_names"] == sorted(held)
+    name = sorted(held)[0]
+    assert (tmp_path / "ho" / "images" / f"{name}.png").read_bytes() == data.image_path(name).read_bytes()
+    with pytest.raises(RetinaError, match="fraction"):
+        heldout_random(data.names, 1.0, seed=0)

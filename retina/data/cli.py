@@ -119,3 +119,26 @@ def annotate(
     from retina.data.annotate import annotate as run_annotate
 
     run_annotate(segmenter, images, out, resolve_device(device), batch_size, overwrite)
+
+
+@app.command("split")
+def split(
+    root: Path = typer.Argument(..., help="Canonical data set to split."),
+    train: Path = typer.Option(..., "--train", help="Output folder for the training part."),
+    heldout: Path = typer.Option(..., "--heldout", help="Output folder for the held-out part (split=test)."),
+    fraction: float = typer.Option(0.2, help="Held-out share (Son et al. hold out 20 %)."),
+    every: int = typer.Option(0, help="Instead of a seeded draw: hold out every k-th name in sorted order."),
+    seed: int = typer.Option(0, help="Seed of the held-out draw."),
+) -> None:
+    """Split a data set into train and held-out folders (deterministic; the held-out names go in dataset.json)."""
+    from retina.common.canonical import CanonicalDataset
+    from retina.common.progress import summary
+    from retina.data.split import heldout_every, heldout_random, write_split
+
+    data = CanonicalDataset(root)
+    if every > 0:
+        names, rule = heldout_every(data.names, every), f"every {every}th name in sorted order"
+    else:
+        names, rule = heldout_random(data.names, fraction, seed), f"seeded draw of {fraction:.0%} (seed {seed})"
+    n_train, n_heldout = write_split(data, names, train, heldout, rule)
+    summary(f"split {root}: {n_train} train -> {train}, {n_heldout} held out -> {heldout} ({rule})")

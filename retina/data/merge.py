@@ -15,6 +15,7 @@ from retina.common.canonical import CanonicalDataset, CanonicalWriter
 from retina.common.errors import RetinaError
 from retina.common.imageio import read_mask, verify_image
 from retina.common.progress import progress_bar
+from retina.data.split import copy_sample
 
 SEED_COLUMN = "seed"
 
@@ -122,12 +123,7 @@ def merge_datasets(
             for part in parts:
                 for sample in part.samples:
                     _check_files(part, sample.name, writer.resolution)
-                    writer.add_files(
-                        sample.name,
-                        image=part.image_path(sample.name) if part.has_images else None,
-                        masks={c: part.mask_path(c, sample.name) for c in part.channels},
-                        grade=sample.grade, split=sample.split, source=sample.source, **sample.extra,
-                    )
+                    copy_sample(writer, part, sample)
                     grades["unknown" if sample.grade is None else sample.grade] += 1
                     bar.advance(1)
     return MergeReport(out, len(parts), total, grades)
