@@ -15,3 +15,32 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+def _single_thread():
+    # Tiny networks on a shared machine: a second intra-op thread only waits (~10x slower under load).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the duration of a test (opt in with `pytest.mark.usefixtures("one_thread")`)."""
+    yield from _single_thread()
+
+
+@pytest.fixture(scope="module")
+def one_thread_module():
+    """One torch thread for a whole module, module-scoped fixtures included."""
+    yield from _single_thread()
+
+
+@pytest.fixture(scope="module")
+def phantom(request, tmp_path_factory):
+    """A tiny phantom canonical set (32 px, all grades, seed 0); a module sets PHANTOM_N for its size (default 10)."""
+    from retina.phantom.dataset import write_phantom
+
+    n = getattr(request.module, "PHANTOM_N", 10)
+    return write_phantom(tmp_path_factory.mktemp("phantom") / "ph", n=n, size=32, grades=[0, 1, 2, 3, 4], seed=0)

@@ -23,19 +23,7 @@ TRAIN = ["layout", "train", "--res", "16", "--batch", "4", "--width", "8", "--ch
          "--quiet", "--ada-kimg", "0.05"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    from retina.phantom.dataset import write_phantom
-
-    return write_phantom(tmp_path_factory.mktemp("layout") / "ph", n=10, size=32, grades=[0, 1, 2, 3, 4], seed=0)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,7 @@ from retina.layout.model import GanLayout, ProceduralLayout, build_networks, loa
 CHANNELS = ["vessels", "od", "ma"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Two threads on a loaded 2-core machine are ~10x slower than one for these tiny convolutions.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(arch: str, res: int = 16) -> GeneratorConfig:

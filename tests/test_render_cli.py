@@ -8,28 +8,15 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from retina.cli import main
 from retina.common.canonical import CanonicalDataset, CanonicalWriter
 from retina.common.imageio import read_image
 from retina.common.schema import CHANNEL_INDEX, CHANNEL_NAMES, NUM_CHANNELS
-from retina.phantom.dataset import write_phantom
 from retina.render.procedural import ProceduralRenderer, grade_from_masks
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny networks on a shared 2-core machine: a second OpenMP thread only waits (10x slower under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def phantom(tmp_path_factory):
-    return write_phantom(tmp_path_factory.mktemp("ph") / "ph", n=6, size=32, grades=[0, 1, 2, 3, 4], seed=0)
+pytestmark = pytest.mark.usefixtures("one_thread_module")
+PHANTOM_N = 6  # the size of the shared `phantom` fixture (conftest)
 
 
 def _rows(folder):

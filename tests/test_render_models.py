@@ -15,14 +15,7 @@ from retina.render.losses import VGGPerceptualLoss, feature_matching_loss, focal
 from retina.render.sca import SpatialChannelAttention
 from retina.render.spade import SPADEGenerator
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # the CI box is shared; one intra-op thread avoids oversubscription on these tiny tensors
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_sca_is_identity_at_init_and_keeps_shape():

@@ -11,24 +11,20 @@ variant, so it checks the plumbing, not the ablation.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from tiny_data import has_command, load_config, phantom_pair, retina  # noqa: E402
+from tiny_data import load_config, parse_experiment_args, phantom_pair, rendered_variants, retina  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tiny", action="store_true")
-    parser.add_argument("--real", type=Path, help="Real graded canonical set (full run).")
-    parser.add_argument("--masks", type=Path, help="Canonical mask sets the renderers draw (full run).")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
+    parser, args = parse_experiment_args(__doc__, argv, {
+        "--real": "Real graded canonical set (full run).",
+        "--masks": "Canonical mask sets the renderers draw (full run).",
+    })
     config = load_config(HERE)
     s = config["tiny" if args.tiny else "full"]
     grade_args = ["--model", s["model"], "--width", s["width"], "--res", s["res"], "--epochs", s["epochs"],
@@ -41,16 +37,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.real is None or args.masks is None:
         parser.error("a full run needs --real and --masks (or pass --tiny)")
-    if not has_command("render", "train"):
-        sys.exit("error: `retina render train` is not in this checkout yet; the full ablation needs it")
-    for name, flags in config["variants"].items():
-        slug = "".join(c if c.isalnum() else "_" for c in name.lower())
-        run = args.out / f"render_{slug}"
-        retina("render", "train", "--data", args.real, "--out", run, *s["render_train"], *flags,
-               "--device", args.device)
-        fake = args.out / f"fake_{slug}"
-        retina("render", "--masks", args.masks, "--checkpoint", run / "last.safetensors", "--out", fake,
-               "--device", args.device)
+    for slug, fake in rendered_variants(config, s, args.real, args.masks, args.out, args.device):
         retina("bench", "grade", "--real", args.real, "--synthetic", fake, *grade_args, "--out",
                args.out / f"grade_{slug}")
 

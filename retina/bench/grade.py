@@ -17,7 +17,7 @@ from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from retina.bench.metrics import grading_metrics
-from retina.bench.segment import split_real, subset_by_name
+from retina.bench.segment import split_real, subset_by_name, train_epoch
 from retina.common.dataset import FundusDataset
 from retina.common.errors import RetinaError
 from retina.common.imageio import atomic_path, write_text_atomic
@@ -101,15 +101,9 @@ def train_grader(model: nn.Module, data: Dataset, config: GradeConfig, device: t
     losses = []
     with progress_bar(config.epochs * len(loader), label, enabled=show) as bar:
         for epoch in range(config.epochs):
-            total = 0.0
-            for batch in loader:
-                loss = nn.functional.cross_entropy(model(batch["image"].to(device)), batch["grade"].to(device))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += loss.item()
-                bar.advance(1, epoch=epoch + 1, loss=loss.item())
-            losses.append(total / len(loader))
+            losses.append(train_epoch(
+                loader, optimiser, bar, epoch,
+                lambda batch: nn.functional.cross_entropy(model(batch["image"].to(device)), batch["grade"].to(device))))
     return losses
 
 

@@ -144,17 +144,24 @@ def train_segmenter(model: torch.nn.Module, data: Dataset, config: TrainConfig, 
             if epoch == max(1, round(loss_fn.switch_fraction * config.epochs)):
                 for group in optimiser.param_groups:
                     group["lr"] = config.learning_rate / 10
-            total = 0.0
-            for batch in loader:
-                image, target = batch["image"].to(device), batch["masks"].to(device)
-                loss = loss_fn(model(image), target)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += loss.item()
-                bar.advance(1, epoch=epoch + 1, loss=loss.item())
-            losses.append(total / len(loader))
+            losses.append(train_epoch(
+                loader, optimiser, bar, epoch,
+                lambda batch: loss_fn(model(batch["image"].to(device)), batch["masks"].to(device))))
     return losses
+
+
+def train_epoch(loader: DataLoader, optimiser: torch.optim.Optimizer, bar, epoch: int, batch_loss) -> float:
+    """One pass over ``loader``: ``batch_loss(batch)`` -> backward -> step, the bar advanced per batch;
+    returns the mean loss of the epoch."""
+    total = 0.0
+    for batch in loader:
+        loss = batch_loss(batch)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += loss.item()
+        bar.advance(1, epoch=epoch + 1, loss=loss.item())
+    return total / len(loader)
 
 
 @torch.no_grad()

@@ -26,6 +26,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+def _within_pixel_limit(path: Path, image: Image.Image) -> tuple[int, int]:
+    """``(width, height)`` of an opened (not yet decoded) image; a RetinaError above MAX_IMAGE_PIXELS."""
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise RetinaError(
+            f"{path}: {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS} "
+            "(raise RETINA_MAX_IMAGE_PIXELS if the file is genuine)"
+        )
+    return width, height
+
+
 def _open(path: Path) -> Image.Image:
     path = Path(path)
     if not path.exists():
@@ -37,12 +48,7 @@ def _open(path: Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = Image.open(path)
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise RetinaError(
-                    f"{path}: {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS} "
-                    "(raise RETINA_MAX_IMAGE_PIXELS if the file is genuine)"
-                )
+            _within_pixel_limit(path, image)
             image.load()
     except RetinaError:
         raise
@@ -63,12 +69,7 @@ def verify_image(path: str | Path) -> tuple[int, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with Image.open(path) as image:
-                width, height = image.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise RetinaError(
-                        f"{path}: {width}x{height} pixels exceeds the limit of {MAX_IMAGE_PIXELS} "
-                        "(raise RETINA_MAX_IMAGE_PIXELS if the file is genuine)"
-                    )
+                width, height = _within_pixel_limit(path, image)
                 image.verify()
     except RetinaError:
         raise

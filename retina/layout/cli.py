@@ -132,39 +132,35 @@ def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float, bat
     train_aae(config, resume or out, resume=resume is not None, device=device, show_progress=not quiet)
 
 
-@app.command("train-aae")
-def train_aae_command(
-    data: Path | None = typer.Option(None, help="Canonical data set with vessel masks."),
-    res: int = typer.Option(128, help="Training resolution, a power of two."),
-    kimg: float = typer.Option(10.0, help="Train until this many thousand vessel maps have been shown."),
-    batch: int = typer.Option(16, help="Batch size."),
-    latent: int = typer.Option(128, help="Code size (Mahajan et al.: 128)."),
-    width: int = typer.Option(16, help="Feature channels at full resolution (doubling per halving)."),
-    lr: float = typer.Option(2e-4, help="Adam learning rate."),
-    seed: int | None = typer.Option(None, help="Run seed (default 0)."),
-    out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, last checkpoint)."),
-    resume: Path | None = typer.Option(None, help="Continue the run in this folder (optimisers, RNG, counters)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-) -> None:
-    """Train the vessel-tree adversarial autoencoder used by `retina layout sample --vessels aae`."""
-    _train_vessel_model("aae", data, res, kimg, batch, latent, width, lr, seed, out, resume, device, quiet)
+def _vessel_train_command(kind: str, doc: str, data_help: str, shown: str, latent_help: str, resume_help: str):
+    """The `train-aae` / `train-sketch` command: the same options (help texts differ) feeding `_train_vessel_model`."""
+
+    def command(
+        data: Path | None = typer.Option(None, help=data_help),
+        res: int = typer.Option(128, help="Training resolution, a power of two."),
+        kimg: float = typer.Option(10.0, help=f"Train until this many thousand {shown} have been shown."),
+        batch: int = typer.Option(16, help="Batch size."),
+        latent: int = typer.Option(128, help=latent_help),
+        width: int = typer.Option(16, help="Feature channels at full resolution (doubling per halving)."),
+        lr: float = typer.Option(2e-4, help="Adam learning rate."),
+        seed: int | None = typer.Option(None, help="Run seed (default 0)."),
+        out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, last checkpoint)."),
+        resume: Path | None = typer.Option(None, help=resume_help),
+        device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+        quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    ) -> None:
+        _train_vessel_model(kind, data, res, kimg, batch, latent, width, lr, seed, out, resume, device, quiet)
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command("train-sketch")
-def train_sketch_command(
-    data: Path | None = typer.Option(None, help="Canonical data set with photographs (sketches are extracted)."),
-    res: int = typer.Option(128, help="Training resolution, a power of two."),
-    kimg: float = typer.Option(10.0, help="Train until this many thousand sketches have been shown."),
-    batch: int = typer.Option(16, help="Batch size."),
-    latent: int = typer.Option(128, help="Code size."),
-    width: int = typer.Option(16, help="Feature channels at full resolution (doubling per halving)."),
-    lr: float = typer.Option(2e-4, help="Adam learning rate."),
-    seed: int | None = typer.Option(None, help="Run seed (default 0)."),
-    out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, last checkpoint)."),
-    resume: Path | None = typer.Option(None, help="Continue the run in this folder."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-) -> None:
-    """Train the SkrGAN sketch generator used by `retina layout sample --vessels sketch`."""
-    _train_vessel_model("sketch", data, res, kimg, batch, latent, width, lr, seed, out, resume, device, quiet)
+train_aae_command = app.command("train-aae")(_vessel_train_command(
+    "aae", "Train the vessel-tree adversarial autoencoder used by `retina layout sample --vessels aae`.",
+    data_help="Canonical data set with vessel masks.", shown="vessel maps",
+    latent_help="Code size (Mahajan et al.: 128).",
+    resume_help="Continue the run in this folder (optimisers, RNG, counters)."))
+train_sketch_command = app.command("train-sketch")(_vessel_train_command(
+    "sketch", "Train the SkrGAN sketch generator used by `retina layout sample --vessels sketch`.",
+    data_help="Canonical data set with photographs (sketches are extracted).", shown="sketches",
+    latent_help="Code size.", resume_help="Continue the run in this folder."))
