@@ -35,19 +35,22 @@ def test_two_process_gloo_run_writes_once(tmp_path):
     assert Checkpoint(out / "last.safetensors").state["step"] == 2
 
 
+# Enough steps that the kill, sent as soon as the first checkpoint exists, lands mid-run even on a fast machine.
+TOTAL = 60
+
+
 def test_sigkill_then_resume_continues(tmp_path):
     from retina.phantom.dataset import write_phantom
 
     data = write_phantom(tmp_path / "ph", n=8, size=32, grades=[0, 1, 2, 3, 4], seed=0)
     out = tmp_path / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "retina.cli", *ARGS, "--batch", "2", "--steps", "40",
+    process = subprocess.Popen([sys.executable, "-m", "retina.cli", *ARGS, "--batch", "2", "--steps", str(TOTAL),
                                 "--every", "1", "--data", str(data), "--out", str(out)], env=ENV,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while not (out / "last.safetensors").is_file() and time.time() < deadline and process.poll() is None:
-            time.sleep(0.2)
-        time.sleep(0.5)
+            time.sleep(0.02)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
@@ -57,5 +60,5 @@ def test_sigkill_then_resume_continues(tmp_path):
                              "cpu"], env=ENV, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     steps = [r["step"] for r in _steps(out)]
-    assert saved < 40 and steps == list(range(1, 41))  # continues to the saved total: no gap, no duplicate
-    assert Checkpoint(out / "last.safetensors").state["step"] == 40
+    assert saved < TOTAL and steps == list(range(1, TOTAL + 1))  # continues to the saved total: no gap, no duplicate
+    assert Checkpoint(out / "last.safetensors").state["step"] == TOTAL
