@@ -224,7 +224,7 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="", help="run only items whose label contains this text")
+    parser.add_argument("--only", default="", help="comma-separated texts: run only items whose label contains one")
     parser.add_argument("--item", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(Path(__file__).parent / f"results-{_dt.date.today()}.json"))
     options = parser.parse_args()
@@ -234,7 +234,7 @@ def main() -> None:
         return
     results = {"date": str(_dt.date.today()), "machine": machine(), "width": WIDTH, "items": {}}
     for label, args in items(options.quick):
-        if options.only and options.only not in label:
+        if options.only and not any(text in label for text in options.only.split(",")):
             continue
         command = [sys.executable, __file__, "--item", *args] + (["--quick"] if options.quick else [])
         done = subprocess.run(command, capture_output=True, text=True)
