@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,7 +45,7 @@ def progress_bar(total: int | None, description: str, enabled: bool = True) -> I
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         TimeRemainingColumn(), TextColumn("{task.fields[status]}"),
-        console=console, transient=False, disable=not sys.stderr.isatty() and False,
+        console=console, transient=False,
     )
     with progress:
         task = progress.add_task(description, total=total, status="")

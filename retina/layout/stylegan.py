@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from retina.common.schema import NUM_GRADES
+from retina.common.seeding import per_sample_randn
 from retina.layout.config import GeneratorConfig
 
 _SQRT2 = math.sqrt(2.0)
@@ -24,17 +25,6 @@ _SQRT2 = math.sqrt(2.0)
 
 def _lrelu(x: torch.Tensor) -> torch.Tensor:
     return F.leaky_relu(x, 0.2) * _SQRT2
-
-
-def draw_noise(
-    generators: list[torch.Generator] | None, shape: tuple[int, ...], reference: torch.Tensor
-) -> torch.Tensor:
-    """Noise of ``(B, *shape)``: one draw per sample from its own generator, so a sample does not depend on
-    its batch; the global generator when ``generators`` is None."""
-    if generators is None:
-        return torch.randn(reference.shape[0], *shape, device=reference.device, dtype=reference.dtype)
-    draws = [torch.randn(shape, generator=g, device=g.device) for g in generators]
-    return torch.stack(draws).to(device=reference.device, dtype=reference.dtype)
 
 
 class EqualLinear(nn.Module):
@@ -94,7 +84,7 @@ class StyleLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, generators: list[torch.Generator] | None) -> torch.Tensor:
         x = self.conv(x, w)
-        noise = draw_noise(generators, (1, self.resolution, self.resolution), x)
+        noise = per_sample_randn(generators, (1, self.resolution, self.resolution), x)
         return _lrelu(x + noise * self.noise_strength + self.bias[None, :, None, None])
 
 

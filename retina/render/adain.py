@@ -11,18 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def draw_noise(
-    shape: tuple[int, ...], like: torch.Tensor, generators: list[torch.Generator] | None
-) -> torch.Tensor:
-    """Gaussian noise (B, ...); with one generator per sample, each sample's noise depends only on its seed."""
-    if generators is None:
-        return torch.randn(shape, device=like.device, dtype=like.dtype)
-    if len(generators) != shape[0]:
-        raise ValueError(f"{len(generators)} noise generators for a batch of {shape[0]}")
-    return torch.stack(
-        [torch.randn(shape[1:], generator=g, device=like.device, dtype=torch.float32) for g in generators]
-    ).to(like.dtype)
+from retina.common.seeding import per_sample_randn
 
 
 class NoiseAdaIN(nn.Module):
@@ -40,8 +29,8 @@ class NoiseAdaIN(nn.Module):
     def forward(
         self, x: torch.Tensor, style: torch.Tensor | None = None, generators: list[torch.Generator] | None = None
     ) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        noise = draw_noise((batch, self.noise_channels, height, width), x, generators)
+        _, _, height, width = x.shape
+        noise = per_sample_randn(generators, (self.noise_channels, height, width), x)
         x = self.norm(self.fuse(torch.cat([x, noise], dim=1)))
         if self.affine is None:
             return x
