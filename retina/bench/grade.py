@@ -21,6 +21,7 @@ from retina.bench.segment import split_real, subset_by_name, train_epoch
 from retina.common.dataset import FundusDataset
 from retina.common.errors import RetinaError
 from retina.common.imageio import atomic_path, write_text_atomic
+from retina.common.imagenet import imagenet_normalise
 from retina.common.progress import progress_bar, summary
 from retina.common.schema import NUM_GRADES
 from retina.common.seeding import seed_everything
@@ -30,7 +31,6 @@ DRGAN_TABLE_3 = {  # ResNet-50 row of DR-GAN Table III (accuracy %, kappa %)
     "tr_real_te_fake": (89.45, 88.11), "tr_real_te_real": (86.24, 83.82), "tr_real_fake_te_real": (88.06, 85.90)}
 DRGAN_TABLE_5_TPR = {  # DR-GAN Table V, ResNet-50: grade -> (Tr-Real, Tr-Real & Fake) TPR on real test
     0: (0.9376, 0.9514), 1: (0.4723, 0.4901), 2: (0.7624, 0.7771), 3: (0.8411, 0.8655), 4: (0.8439, 0.8622)}
-_IMAGENET_MEAN, _IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -50,11 +50,9 @@ class _ImageNetInput(nn.Module):
     def __init__(self, network: nn.Module):
         super().__init__()
         self.network = network
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.network(((image + 1) / 2 - self.mean) / self.std)
+        return self.network(imagenet_normalise(image))
 
 
 def build_grader(config: GradeConfig, weights_dir: str | None = None) -> tuple[nn.Module, str]:

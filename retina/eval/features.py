@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from retina.common.errors import RetinaError
+from retina.common.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 
 class FeatureExtractor(nn.Module):
@@ -52,8 +53,8 @@ class EffNetLite0(FeatureExtractor):
     input_size = 224  # the resolution Lite0 was trained at
     dim = 1280
     # The port normalises with torchvision's ImageNet statistics (see its example in efficientnet_lite_pytorch.model).
-    mean = (0.485, 0.456, 0.406)
-    std = (0.229, 0.224, 0.225)
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
 
     def __init__(self):
         super().__init__()

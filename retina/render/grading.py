@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from retina.common.errors import RetinaError
+from retina.common.imagenet import imagenet_normalise
 from retina.common.schema import NUM_GRADES
 
 
@@ -47,9 +48,7 @@ def build_grader(arch: str = "resnet50", weights_dir: str | Path | None = None, 
 
 def grader_features(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Pooled penultimate features (B, D) of a torchvision ResNet for images in [-1, 1]."""
-    mean = torch.tensor([0.485, 0.456, 0.406], device=images.device)[None, :, None, None]
-    std = torch.tensor([0.229, 0.224, 0.225], device=images.device)[None, :, None, None]
-    x = ((images + 1) / 2 - mean) / std
+    x = imagenet_normalise(images)
     x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
     x = model.layer4(model.layer3(model.layer2(model.layer1(x))))
     return torch.flatten(model.avgpool(x), 1)

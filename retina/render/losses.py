@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from retina.common.errors import RetinaError
+from retina.common.imagenet import imagenet_normalise
 from retina.render.discriminator import DOutput
 
 
@@ -61,11 +62,9 @@ class VGGPerceptualLoss(nn.Module):
         model = vgg19()
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.features = model.features[: self.LAYERS[-1] + 1].eval().requires_grad_(False)
-        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406])[None, :, None, None])
-        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225])[None, :, None, None])
 
     def _features(self, images: torch.Tensor) -> list[torch.Tensor]:
-        x = ((images + 1) / 2 - self.mean) / self.std
+        x = imagenet_normalise(images)
         out = []
         for i, layer in enumerate(self.features):
             x = layer(x)
