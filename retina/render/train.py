@@ -28,6 +28,7 @@ from retina.common.device import resolve_device
 from retina.common.distributed import init_distributed, local_device, shutdown
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_png
+from retina.common.imagenet import imagenet_normalise
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.schema import CHANNEL_NAMES, CHANNELS
@@ -103,7 +104,7 @@ def fit_grading_space(dataset: FundusDataset, config: RenderConfig, device: torc
                 known = batch["grade"] >= 0
                 if known.sum() == 0:
                     continue
-                logits = grader((batch["image"][known].to(device) + 1) / 2)
+                logits = grader(imagenet_normalise(batch["image"][known].to(device)))
                 loss = nn.functional.cross_entropy(logits, batch["grade"][known].to(device))
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
