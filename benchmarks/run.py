@@ -84,22 +84,29 @@ def _render_model(arch: str, res: int):
     raise ValueError(arch)
 
 
-def bench_render(arch: str, res: int, precision: str, repeats: int, batch: int = 4) -> dict:
+def bench_render(arch: str, res: int, precision: str, repeats: int, batch: int = 4, variant: str = "") -> dict:
+    """``variant``: "" (bf16 runs channels_last, fp32 does not), "cl" (fp32 channels_last) or "compile"."""
     torch.manual_seed(0)
     forward, model = _render_model(arch, res)
     masks = (torch.rand(batch, LABEL_CHANNELS, res, res) > 0.9).float()
-    if precision == "bf16":
+    if precision == "bf16" or variant == "cl":
         model = model.to(memory_format=torch.channels_last)
         masks = masks.contiguous(memory_format=torch.channels_last)
+    if variant == "compile":
+        compiled = torch.compile(model)
+        forward = (lambda masks_: compiled(masks_)[0]) if arch == "drgan" else compiled
 
     def run():
         with torch.inference_mode(), _precision_context(precision):
             forward(masks)
 
+    start = time.perf_counter()
+    run()  # the first call pays any compilation
+    first = time.perf_counter() - start
     with torch.inference_mode():
-        flops = _forward_flops(lambda: forward(masks))
+        flops = _forward_flops(lambda: forward(masks)) if variant != "compile" else 0.0
     seconds = _timed(run, repeats)
-    return {"images_per_s": batch / seconds, "gflop_per_image": flops / batch / 1e9,
+    return {"images_per_s": batch / seconds, "first_call_s": first, "gflop_per_image": flops / batch / 1e9,
             "achieved_gflops": flops / seconds / 1e9,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
 
@@ -148,7 +155,8 @@ def bench_render_train(arch: str, res: int, precision: str, repeats: int, batch:
     return {"train_s_per_image": seconds / batch, "train_images_per_s": batch / seconds}
 
 
-def bench_layout(model_name: str, repeats: int, res: int = 256, batch: int = 16) -> dict:
+def bench_layout(model_name: str, repeats: int, variant: str = "", res: int = 256, batch: int = 16) -> dict:
+    """``variant``: "" (the defaults of `retina layout sample`: channels_last on), "no-cl", "compile" or "bf16"."""
     from retina.layout.model import load_layout_model
 
     device = torch.device("cpu")
@@ -157,16 +165,21 @@ def bench_layout(model_name: str, repeats: int, res: int = 256, batch: int = 16)
     else:
         from retina.layout.model import untrained_layout_model
 
-        sampler = untrained_layout_model(model_name, res, device)
+        sampler = untrained_layout_model(model_name, res, device, channels_last=variant != "no-cl",
+                                         compile=variant == "compile")
     grades = [i % 5 for i in range(batch)]
     counter = iter(range(10**9))
 
     def run():
         base = next(counter) * batch
-        sampler.sample(grades, list(range(base, base + batch)), res, 1.0)
+        with _precision_context("bf16" if variant == "bf16" else "fp32"):
+            sampler.sample(grades, list(range(base, base + batch)), res, 1.0)
 
+    start = time.perf_counter()
+    run()  # the first call pays any compilation
+    first = time.perf_counter() - start
     seconds = _timed(run, repeats)
-    return {"masks_per_s": batch / seconds}
+    return {"masks_per_s": batch / seconds, "first_call_s": first}
 
 
 def bench_peak(dtype: str, quick: bool) -> dict:
@@ -179,12 +192,16 @@ def items(quick: bool) -> list[tuple[str, list[str]]]:
     plan = [("peak fp32", ["peak", "fp32"]), ("peak bf16", ["peak", "bf16"])]
     for model in ("procedural", "stylegan", "acgan"):
         plan.append((f"layout {model} 256 b16", ["layout", model]))
+    for variant in ("no-cl", "bf16", "compile"):  # the evidence for the defaults of `retina layout sample`
+        plan.append((f"layout stylegan 256 b16 {variant}", ["layout", "stylegan", variant]))
     for res in (256, 512):
         for arch in ("reference-spade", "drgan", "spade"):
             for precision in ("fp32", "bf16"):
                 if quick and res == 512:
                     continue
                 plan.append((f"render {arch} {res} b4 {precision}", ["render", arch, str(res), precision]))
+    for variant in ("cl", "compile"):  # the evidence for the defaults of `retina render` / `retina generate`
+        plan.append((f"render drgan 256 b4 fp32 {variant}", ["render", "drgan", "256", "fp32", variant]))
     for arch in ("reference-spade", "drgan", "spade"):
         for precision in ("fp32", "bf16"):
             plan.append((f"train {arch} 256 b2 {precision}", ["train", arch, "256", precision]))
@@ -196,9 +213,9 @@ def run_item(args: list[str], repeats: int, quick: bool) -> dict:
     if kind == "peak":
         result = bench_peak(args[1], quick)
     elif kind == "layout":
-        result = bench_layout(args[1], repeats)
+        result = bench_layout(args[1], repeats, *args[2:])
     elif kind == "render":
-        result = bench_render(args[1], int(args[2]), args[3], repeats)
+        result = bench_render(args[1], int(args[2]), args[3], repeats, variant=args[4] if len(args) > 4 else "")
     elif kind == "train":
         result = bench_render_train(args[1], int(args[2]), args[3], max(1, repeats - 1))
     else:
@@ -278,6 +295,8 @@ def markdown_table(results: dict) -> str:
             reference = items_.get(f"train reference-spade {parts[2]} b2 fp32", {}).get("train_images_per_s")
             if reference:
                 ratio = f"{value['train_images_per_s'] / reference:.2f}x"
+        if label.endswith("compile"):
+            throughput += f" (first call {value['first_call_s']:.0f} s)"
         gflop = value.get("gflop_per_image")
         achieved = value.get("achieved_gflops")
         precision = parts[-1] if parts[-1] in ("fp32", "bf16") else "fp32"

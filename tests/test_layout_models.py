@@ -45,6 +45,47 @@ def test_shapes_range_and_same_seed_same_mask_in_any_batch(arch):
         assert grade_logits.shape == (3, 5)
 
 
+@pytest.mark.parametrize("arch", ["stylegan", "acgan"])
+def test_sampling_speed_options_do_not_change_masks(arch):
+    """channels_last (the sampling default) and the logit threshold at the training resolution give the masks
+    that the plain layout and sigmoid >= 0.5 give."""
+    config = _config(arch)
+    generator, _ = build_networks(config)
+    plain = GanLayout(generator, config, "abc", torch.device("cpu"), channels_last=False)
+    reference = (plain.probabilities([1, 3], [5, 6]) >= 0.5).numpy()
+    for channels_last in (False, True):
+        sampler = GanLayout(generator, config, "abc", torch.device("cpu"), channels_last=channels_last)
+        masks = sampler.sample([1, 3], [5, 6], res=16)
+        assert np.array_equal(masks[:, [CHANNEL_INDEX[c] for c in CHANNELS]], reference)
+
+
+def test_stylegan_layers_keep_unit_scale_through_upsampling():
+    """Demodulation keeps activations near unit variance at every resolution, the transposed (upsampling)
+    layers included; a wrong fan-in would shrink or grow them by ~2x per level."""
+    config = GeneratorConfig(arch="stylegan", res=64, channels=CHANNELS, width=4, channel_max=32, z_dim=16, w_dim=16)
+    generator, _ = build_networks(config)
+    with torch.no_grad():
+        w = generator.mapping(torch.randn(8, 16), torch.zeros(8, dtype=torch.long))
+        x = generator.const[None].expand(8, -1, -1, -1)
+        for layer in generator.layers:
+            x = layer(x, w, None)
+            assert 0.5 < float(x.std()) < 2.0, (layer.resolution, float(x.std()))
+
+
+def test_compile_flag_reports_a_missing_backend_in_one_line(monkeypatch):
+    from retina.common.compile import compile_module
+
+    module = torch.nn.Linear(2, 2)
+    assert compile_module(module, False) is module
+
+    def unavailable(*args, **kwargs):
+        raise RuntimeError("no compiler")
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    with pytest.raises(RetinaError, match="--compile"):
+        compile_module(module, True)
+
+
 def test_truncation_zero_gives_the_grade_mean_w():
     generator, _ = build_networks(_config("stylegan"))
     generator.w_avg.copy_(torch.randn_like(generator.w_avg))

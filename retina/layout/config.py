@@ -4,8 +4,10 @@ Sources: Son et al. 2021 (ACGAN for DR semantic labels: two G steps per D step, 
 ADA), Karras et al. 2020 "Training GANs with limited data" (ADA: target r_t = 0.6, 4-step update interval,
 500 kimg for p to traverse 0..1, lazy R1 every 16 D steps, EMA half-life 10 kimg per 32 images, Adam
 lr 0.0025 betas (0, 0.99)) and Karras et al. 2020 "Analyzing and improving StyleGAN" (StyleGAN2 generator).
-Widths are CPU-sized: channels are capped at ``channel_max`` (128) so that sampling stays >= 50 masks/s at
-256 px on a 2-core CPU.
+Widths are CPU-sized. As in StyleGAN2 (channel_base / resolution), a layer's width depends on its resolution
+only, not on the training resolution: ``width`` channels at 256 px, doubling per halving up to ``channel_max``.
+Width 8 at 256 px is what keeps sampling at >= 50 masks/s at 256 px, batch 16, on a 2-core CPU (width 16:
+29 masks/s; benchmarks/README.md); a 64-px model gets 32 channels at its output.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ class GeneratorConfig:
     arch: str = "stylegan"
     res: int = 256  # training resolution; Son et al. train at 256 and upsample to 512 (sec. 2)
     channels: list[str] = field(default_factory=list)  # the mask channels this model produces, schema order
-    width: int = 16  # feature channels at the output resolution; doubled per halving up to channel_max
+    width: int = 8  # feature channels at 256 px; doubled per halving (halved per doubling) up to channel_max
     channel_max: int = 128
     z_dim: int = 64
     w_dim: int = 64
@@ -32,7 +34,7 @@ class GeneratorConfig:
         return asdict(self)
 
     def feature_channels(self, resolution: int) -> int:
-        return min(self.channel_max, self.width * (self.res // resolution))
+        return max(1, min(self.channel_max, self.width * 256 // resolution))
 
 
 @dataclass

@@ -55,23 +55,39 @@ class EqualConv2d(nn.Module):
 
 
 class ModulatedConv(nn.Module):
+    """Modulated/demodulated convolution; ``up=True`` doubles the resolution with a 4x4 stride-2 transposed
+    convolution (StyleGAN2 also upsamples by transposed convolution; a 4x4 kernel covers every output pixel
+    evenly, which is what its FIR filter is for). The style scales the input channels at the *input* resolution,
+    before any upsampling, so the extra element-wise pass costs a quarter as much."""
+
     def __init__(self, cin: int, cout: int, kernel: int, w_dim: int, demodulate: bool = True, up: bool = False):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        kernel = 4 if up else kernel
+        shape = (cin, cout, kernel, kernel) if up else (cout, cin, kernel, kernel)
+        self.weight = nn.Parameter(torch.randn(shape))
         self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
-        self.scale = 1.0 / math.sqrt(cin * kernel * kernel)
-        self.demodulate, self.up, self.padding = demodulate, up, kernel // 2
+        # a stride-2 4x4 transposed kernel reaches each output pixel with 2x2 of its 16 taps
+        self.scale = 1.0 / math.sqrt(cin * (4 if up else kernel * kernel))
+        self.demodulate, self.up, self.padding = demodulate, up, 1 if up else kernel // 2
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(convolved x, demodulation (B, cout, 1, 1) or None)``: the caller folds the demodulation into its
+        next element-wise pass instead of spending one on it here. ``bias`` only without demodulation."""
         styles = self.affine(w)
         weight = self.weight * self.scale
+        x = x * styles[:, :, None, None]
         if self.up:
-            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        x = F.conv2d(x * styles[:, :, None, None], weight, padding=self.padding)
-        if self.demodulate:
-            energy = styles.square() @ weight.square().sum(dim=(2, 3)).t()  # (B, cout)
-            x = x * torch.rsqrt(energy + 1e-8)[:, :, None, None]
-        return x
+            x = F.conv_transpose2d(x, weight, stride=2, padding=1)
+            energy_weight = weight.square().sum(dim=(2, 3)).t() / 4  # (cout, cin), per output pixel
+        else:
+            x = F.conv2d(x, weight, bias, padding=self.padding)
+            energy_weight = weight.square().sum(dim=(2, 3))
+        if not self.demodulate:
+            return x, None
+        energy = styles.square() @ energy_weight.t()  # (B, cout)
+        return x, torch.rsqrt(energy + 1e-8)[:, :, None, None]
 
 
 class StyleLayer(nn.Module):
@@ -83,9 +99,13 @@ class StyleLayer(nn.Module):
         self.resolution = resolution
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, generators: list[torch.Generator] | None) -> torch.Tensor:
-        x = self.conv(x, w)
+        x, demodulation = self.conv(x, w)
         noise = per_sample_randn(generators, (1, self.resolution, self.resolution), x)
-        return _lrelu(x + noise * self.noise_strength + self.bias[None, :, None, None])
+        # demodulation, bias, noise and the sqrt(2) gain of the activation in two passes over x: lrelu(a) * s
+        # equals lrelu(a * s) for s > 0, so the gain folds into the terms before the activation
+        x = torch.addcmul((self.bias * _SQRT2)[None, :, None, None], x, demodulation * _SQRT2)
+        x = x + noise * (self.noise_strength * _SQRT2)
+        return F.leaky_relu_(x, 0.2)
 
 
 class ToMask(nn.Module):
@@ -95,7 +115,7 @@ class ToMask(nn.Module):
         self.bias = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return self.conv(x, w) + self.bias[None, :, None, None]
+        return self.conv(x, w, self.bias)[0]
 
 
 class StyleGenerator(nn.Module):

@@ -9,6 +9,7 @@ Everything is drawn straight into binary masks, so the masks are exact by constr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -67,8 +68,11 @@ def _pt(point: np.ndarray) -> tuple[int, int]:
 
 
 def _draw_polyline(plane: np.ndarray, points: np.ndarray, widths: np.ndarray) -> None:
-    for a, b, w in zip(points[:-1], points[1:], widths[:-1], strict=True):
-        cv2.line(plane, _pt(a), _pt(b), 1, max(1, int(round(w))), cv2.LINE_8)
+    # rounded in bulk (np.rint rounds halves to even, as round() does in _pt)
+    ends = np.rint(np.asarray(points, dtype=float)).astype(int).tolist()
+    thickness = np.maximum(1, np.rint(np.asarray(widths, dtype=float))).astype(int).tolist()
+    for a, b, w in zip(ends[:-1], ends[1:], thickness[:-1], strict=True):
+        cv2.line(plane, a, b, 1, w, cv2.LINE_8)
 
 
 class _Builder:
@@ -119,14 +123,17 @@ class _Builder:
         n = max(2, int(length / step))
         turn = rng.normal(0, 0.05)
         points, widths = [start], []
-        point, angle = start.astype(float), heading
+        x, y, angle = float(start[0]), float(start[1]), heading
+        # scalar math, not numpy: this loop is most of the procedural prior's sampling time
+        cx, cy, fx, fy = float(self.center[0]), float(self.center[1]), float(self.fovea[0]), float(self.fovea[1])
+        field, avascular = 1.02 * self.fov_r, cfg.foveal_avascular_zone * s
         for i in range(n):
             turn = 0.8 * turn + rng.normal(0, 0.06)
             angle += turn
-            point = point + step * np.array([np.cos(angle), np.sin(angle)])
-            if not self.inside(point, 1.02) or np.hypot(*(point - self.fovea)) < cfg.foveal_avascular_zone * s:
+            x, y = x + step * math.cos(angle), y + step * math.sin(angle)
+            if not math.hypot(x - cx, y - cy) < field or math.hypot(x - fx, y - fy) < avascular:
                 break
-            points.append(point)
+            points.append(np.array((x, y)))
             widths.append(width * (1 - 0.3 * i / n))
         if len(points) < 2:
             return
