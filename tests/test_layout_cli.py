@@ -77,6 +77,24 @@ def test_resume_restores_counters_ada_and_optimisers(run):
     assert steps[6]["ada_p"] == pytest.approx(before.state["ada"]["p"])  # p kept (next update at step 8)
 
 
+def test_resume_trains_to_the_saved_total_or_a_larger_kimg(run, tmp_path, capsys):
+    import shutil
+
+    done = Checkpoint(run / "last.safetensors").state["cur_nimg"] / 1000
+    resume = [*TRAIN[:2], "--quiet", "--device", "cpu", "--resume"]
+    refused = f"has already trained {done:g} kimg; pass --kimg larger than {done:g} to continue"
+    assert refused in _error([*resume, str(run), "--kimg", str(done)], capsys)  # not silently a no-op
+    assert refused in _error([*resume, str(run)], capsys)  # no --kimg: the saved total, reached already
+    # a run cut before its total (its checkpoint records kimg = done + 0.004) goes on to it without --kimg
+    cut = tmp_path / "cut"
+    shutil.copytree(run, cut)
+    last = Checkpoint(cut / "last.safetensors")
+    config = {**last.config, "training": {**last.config["training"], "kimg": done + 0.004}}
+    save_checkpoint(cut / "last", last.tensors, config, last.state)
+    main([*resume, str(cut)])
+    assert Checkpoint(cut / "last.safetensors").state["cur_nimg"] == round(done * 1000) + 4
+
+
 def test_sample_with_checkpoint_is_deterministic(run, tmp_path):
     args = ["layout", "sample", "--checkpoint", str(run / "best.safetensors"), "--grade", "0,4", "--n", "4",
             "--res", "32", "--seed", "3", "--device", "cpu", "--raw"]

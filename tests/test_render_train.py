@@ -64,16 +64,36 @@ def test_drgan_coarse_then_fine_and_render(coarse_run, phantom, tmp_path):
         renderer.render(masks[:, :3], None, [1, 2, 3])
 
 
-def test_resume_continues_step_count(coarse_run, tmp_path):
+def _resume_error(argv, capsys) -> str:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    return lines[0]
+
+
+def test_resume_continues_step_count(coarse_run, tmp_path, capsys):
     import shutil
 
     run = tmp_path / "resumed"
     shutil.copytree(coarse_run, run)
     before = Checkpoint(run)
-    main(["render", "train", "--resume", str(run), "--steps", "5", "--device", "cpu"])
+    resume = ["render", "train", "--resume", str(run), "--device", "cpu"]
+    # a total at or below the steps done is refused in one line, not silently ignored
+    assert f"{run} has already trained 3 steps; pass --steps larger than 3" in _resume_error([*resume, "--steps", "3"],
+                                                                                            capsys)
+    main([*resume, "--steps", "5"])
     assert _steps(run) == [1, 2, 3, 4, 5]
+    # no --steps: on to the saved total, here reached already
+    assert "has already trained 5 steps" in _resume_error(resume, capsys)
+    assert Checkpoint(run).state["step"] == 5
+    # --kimg counts the run's own batch (4), not the --batch default: 24 images = 6 steps
+    main([*resume, "--kimg", "0.024"])
+    assert _steps(run) == [1, 2, 3, 4, 5, 6]
     after = Checkpoint(run)
-    assert after.state["step"] == 5 and before.state["step"] == 3
+    assert after.state["step"] == 6 and before.state["step"] == 3
     assert "opt_g" in after.state and "rng" in after.state
     # the grading space carried over unchanged
     assert torch.equal(after.tensors["space.mean"], before.tensors["space.mean"])

@@ -16,7 +16,8 @@ def train(
     arch: str | None = typer.Option(None, help="stylegan (default) or acgan."),
     res: int | None = typer.Option(None, help="Training resolution, a power of two (default 256)."),
     batch: int | None = typer.Option(None, help="Global batch size, split over torchrun processes (default 16)."),
-    kimg: float = typer.Option(1.0, help="Train until this many thousand real images have been shown."),
+    kimg: float | None = typer.Option(None, help="Train until this many thousand real images have been shown "
+                                                 "(default 1; on --resume: the run's total, or a larger one)."),
     out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, samples/, last/best checkpoints)."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder (all state restored)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
@@ -48,7 +49,7 @@ def train(
         raise RetinaError(f"--resume {resume} and --out {out} differ; a resumed run continues in its own folder")
     if arch is not None and arch not in ARCHS:
         raise RetinaError(f"--arch {arch}: unknown layout architecture; choose one of {', '.join(ARCHS)}")
-    if (batch is not None and batch < 1) or kimg <= 0:
+    if (batch is not None and batch < 1) or (kimg is not None and kimg <= 0):
         raise RetinaError("--batch and --kimg must be positive")
     generator = GeneratorConfig(arch=arch or "stylegan", res=res or 256)
     generator.width = width if width is not None else generator.width

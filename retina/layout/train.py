@@ -96,9 +96,13 @@ class LayoutTrainer:
 
             checkpoint = Checkpoint(Path(config.out) / "last.safetensors").expect("layout")
         saved_loop = checkpoint.config["training"] if checkpoint is not None else {}
-        for name in ("batch", "seed", "snapshot_kimg"):  # None: the resumed run's value, else the default
+        for name in ("batch", "seed", "snapshot_kimg", "kimg"):  # None: the resumed run's value, else the default
             if getattr(config, name) is None:
                 setattr(config, name, saved_loop.get(name, getattr(LayoutTrainConfig(), name)))
+        if checkpoint is not None and int(round(config.kimg * 1000)) <= checkpoint.state["cur_nimg"]:
+            done = checkpoint.state["cur_nimg"] / 1000
+            raise RetinaError(f"{config.out} has already trained {done:g} kimg; pass --kimg larger than {done:g} "
+                              "to continue")
         if config.batch % self.context.world_size:
             raise RetinaError(f"--batch {config.batch} is not divisible by the {self.context.world_size} processes")
         self.local_batch = config.batch // self.context.world_size
@@ -336,15 +340,11 @@ class LayoutTrainer:
                     next_snapshot = (self.cur_nimg // snapshot_every + 1) * snapshot_every
             elapsed = bar.elapsed
         best = "n/a" if math.isinf(self.best_score) else f"{self.best_score:.4f}"
-        if last:
-            summary(f"trained layout {config.generator.arch} {config.generator.res}px to "
-                    f"{self.cur_nimg / 1000:.3f} kimg"
-                    f" in {elapsed:.0f} s: loss_g {last['loss_g']:.3f} loss_d {last['loss_d']:.3f} ada p "
-                    f"{self.ada.p:.3f}, best layout score {best} -> {self.run.path}/last.safetensors",
-                    self.context.is_main)
-        else:
-            summary(f"{self.run.path}: already trained to {self.cur_nimg / 1000:.3f} kimg (>= --kimg {config.kimg})",
-                    self.context.is_main)
+        # at least one step ran: a resume whose --kimg is not above the images shown is refused in __init__
+        summary(f"trained layout {config.generator.arch} {config.generator.res}px to {self.cur_nimg / 1000:.3f} kimg"
+                f" in {elapsed:.0f} s: loss_g {last['loss_g']:.3f} loss_d {last['loss_d']:.3f} ada p "
+                f"{self.ada.p:.3f}, best layout score {best} -> {self.run.path}/last.safetensors",
+                self.context.is_main)
         return last
 
     def close(self) -> None:

@@ -30,6 +30,9 @@ def render(
     batch: int = typer.Option(4, "--batch", help="Images rendered per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA; optional on CPU)."),
+    channels_last: bool = typer.Option(False, "--channels-last/--no-channels-last", help="channels_last memory "
+                                       "format for the renderer."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the renderer (start-up cost)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (a new canonical data set)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
@@ -45,7 +48,7 @@ def render(
     from retina.render.infer import open_renderer, render_folder
 
     torch_device = resolve_device(device)
-    renderer = open_renderer(checkpoint, torch_device, amp=amp)
+    renderer = open_renderer(checkpoint, torch_device, amp=amp, channels_last=channels_last, compile=compile)
     render_folder(masks, out, renderer, grade=grade_value, seed=seed, batch=batch, device=torch_device,
                   overwrite=overwrite, checkpoint=checkpoint)
 
@@ -75,6 +78,9 @@ def generate(
     truncation: float = typer.Option(1.0, "--truncation", help="Layout sampling truncation (1 = none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast for the renderer."),
+    channels_last: bool = typer.Option(False, "--channels-last/--no-channels-last", help="channels_last memory "
+                                       "format for the renderer (the layout GAN always uses it)."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (start-up cost)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue a killed run from OUT.partial (give the same options again)."),
@@ -85,4 +91,5 @@ def generate(
 
     generate_dataset(out, n, grades=grades, layout_ckpt=layout_ckpt, render_ckpt=render_ckpt, seed=seed, res=res,
                      batch=batch, shard=shard, device=resolve_device(device), amp=amp, truncation=truncation,
+                     channels_last=channels_last, compile=compile,
                      overwrite=overwrite, resume=resume)

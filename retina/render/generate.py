@@ -53,10 +53,10 @@ def sample_name(index: int, n: int) -> str:
     return f"gen_{index:0{max(6, len(str(n - 1)))}d}"
 
 
-def _open_layout(checkpoint: str | Path | None, device: torch.device) -> Any:
+def _open_layout(checkpoint: str | Path | None, device: torch.device, compile: bool) -> Any:
     from retina.layout.model import load_layout_model
 
-    return load_layout_model(checkpoint, device)
+    return load_layout_model(checkpoint, device, compile=compile)  # its own channels_last default (measured)
 
 
 def generate_dataset(
@@ -72,6 +72,8 @@ def generate_dataset(
     device: torch.device | str = "cpu",
     amp: bool = False,
     truncation: float = 1.0,
+    channels_last: bool = False,
+    compile: bool = False,
     overwrite: bool = False,
     resume: bool = False,
     show_progress: bool = True,
@@ -94,8 +96,8 @@ def generate_dataset(
         shard_index, shard_count = parse_shard(shard)
     indices = shard_range(n, shard_index, shard_count)
 
-    renderer = open_renderer(render_ckpt, device, amp=amp)
-    layout = _open_layout(layout_ckpt, device)
+    renderer = open_renderer(render_ckpt, device, amp=amp, channels_last=channels_last, compile=compile)
+    layout = _open_layout(layout_ckpt, device, compile)
     if res is None:
         res = renderer.res or DEFAULT_RES
     elif renderer.res is not None and renderer.res != res:

@@ -36,7 +36,7 @@ LABEL_EXTRA_COLUMNS = ("seed", "model", "checkpoint", "grade_source")
 
 
 def open_renderer(checkpoint: str | Path | None, device: torch.device, amp: bool = False,
-                  channels_last: bool = False) -> Any:
+                  channels_last: bool = False, compile: bool = False) -> Any:
     """The learned renderer in ``checkpoint``, or the procedural preview renderer when none is given."""
     if checkpoint is None:
         return ProceduralRenderer()
@@ -45,7 +45,7 @@ def open_renderer(checkpoint: str | Path | None, device: torch.device, amp: bool
         raise RetinaError(f"{weights}: render checkpoint not found; train one with `retina render train`")
     from retina.render.model import load_renderer
 
-    return load_renderer(checkpoint, device, amp=amp, channels_last=channels_last)
+    return load_renderer(checkpoint, device, amp=amp, channels_last=channels_last, compile=compile)
 
 
 def renderer_info(renderer: Any, checkpoint: str | Path | None = None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from retina.common.checkpoint import Checkpoint, load_module
+from retina.common.compile import compile_module
 from retina.common.errors import RetinaError
 from retina.common.seeding import torch_generator
 from retina.render.config import RenderConfig
@@ -46,6 +47,7 @@ def build_generator(config: RenderConfig, grading_dim: int) -> nn.Module:
         channels, config.width, fine=config.stage == "fine", residual_blocks=config.residual_blocks,
         sca=config.sca, sca_reduction=config.sca_reduction, sca_max_grid=config.sca_max_grid,
         grading_dim=grading_dim, style_dim=config.style_dim, mapping_layers=config.mapping_layers,
+        upsample=config.upsample,
     )
 
 
@@ -60,7 +62,7 @@ class NetworkRenderer:
 
     def __init__(self, config: RenderConfig, generator: nn.Module, space: GradingSpace | None,
                  device: torch.device, checkpoint_hash: str | None = None, amp: bool = False,
-                 channels_last: bool = False):
+                 channels_last: bool = False, compile: bool = False):
         self.config = config
         self.name = config.arch
         self.checkpoint_hash = checkpoint_hash
@@ -72,6 +74,7 @@ class NetworkRenderer:
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         if channels_last:
             self.generator = self.generator.to(memory_format=torch.channels_last)
+        self.forward = compile_module(self.generator, compile)
         self.space = space.to(self.device) if space is not None else None
 
     def _autocast(self):
@@ -111,12 +114,12 @@ class NetworkRenderer:
                 raise RetinaError(f"grade {int(grades.max() if grades.max() > 4 else grades.min())} is outside 0-4")
             grading = self.space.sample(grades, generators)
         with self._autocast():
-            images, _ = self.generator(masks, grading, generators)
+            images, _ = self.forward(masks, grading, generators)
         return images.float().clamp(-1, 1).contiguous()
 
 
 def load_renderer(checkpoint: str | Path, device: torch.device | str = "cpu", amp: bool = False,
-                  channels_last: bool = False) -> NetworkRenderer:
+                  channels_last: bool = False, compile: bool = False) -> NetworkRenderer:
     """Load a ``retina render train`` checkpoint (a run folder, NAME or NAME.safetensors) for inference."""
     ckpt = Checkpoint(checkpoint).expect("render")
     config = RenderConfig.from_dict(ckpt.config)
@@ -127,4 +130,5 @@ def load_renderer(checkpoint: str | Path, device: torch.device | str = "cpu", am
     space = build_space(config, grading_dim)
     if space is not None:
         load_module(space, ckpt.submodule("space"), ckpt.path)
-    return NetworkRenderer(config, generator, space, torch.device(device), ckpt.short_hash, amp, channels_last)
+    return NetworkRenderer(config, generator, space, torch.device(device), ckpt.short_hash, amp, channels_last,
+                           compile)

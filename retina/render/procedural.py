@@ -12,27 +12,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from retina.common.schema import CHANNEL_INDEX, CHANNEL_NAMES, LESION_CHANNELS
+from retina.common.grade_rule import grade_from_stack
+from retina.common.schema import CHANNEL_NAMES, LESION_CHANNELS
 
 PREVIEW_NOTE = "procedural preview (phantom drawing rules, not a learned renderer)"
-
-
-def grade_from_masks(masks: np.ndarray) -> int:
-    """A rough ICDR grade read off a full ``(NUM_CHANNELS, H, W)`` stack, used when no grade is given.
-
-    Proliferative signs (new vessels, fibrous tissue, laser scars) mean grade 4; a haemorrhage area above 1 %
-    of the field of view stands in for the 4-2-1 rule's severe NPDR (3); haemorrhages or exudates without it
-    are moderate (2); microaneurysms alone are mild (1); no lesion is grade 0.
-    """
-    present = {name: bool(masks[CHANNEL_INDEX[name]].any()) for name in LESION_CHANNELS}
-    if present["nv"] or present["fp"] or present["laser"]:
-        return 4
-    field = max(int(masks[CHANNEL_INDEX["fov"]].sum()), 1)
-    if int(masks[CHANNEL_INDEX["he"]].sum()) > 0.01 * field:
-        return 3
-    if present["he"] or present["ex"] or present["se"]:
-        return 2
-    return 1 if present["ma"] else 0
 
 
 class ProceduralRenderer:
@@ -53,9 +36,9 @@ class ProceduralRenderer:
         self.res = res
 
     def predict_grades(self, masks: torch.Tensor) -> torch.Tensor:
-        """Grades for masks given without one (see :func:`grade_from_masks`)."""
+        """Grades for masks given without one (:mod:`retina.common.grade_rule`)."""
         stack = (masks > 0.5).cpu().numpy()
-        return torch.tensor([grade_from_masks(m) for m in stack], dtype=torch.long)
+        return torch.tensor([grade_from_stack(m) for m in stack], dtype=torch.long)
 
     @torch.inference_mode()
     def render(self, masks: torch.Tensor, grades: torch.Tensor | None, seeds: Sequence[int]) -> torch.Tensor:

@@ -5,8 +5,18 @@ per-grade Gaussians of its pooled features (III-D), then alternate discriminator
 the multi-task loss of eq. 1. The coarse stage trains G_m at res/2; the fine stage (``--init`` a coarse
 run) adds G_l and fine-tunes the whole at res. The run folder holds sample grids (masks | real | fake),
 ``last``/``best`` checkpoints (best = lowest L1 of the EMA generator on a fixed validation batch, a cheap
-proxy), and ``log.jsonl``; ``--resume RUN`` restores weights, EMA, optimisers, RNG, step and stage.
-Under torchrun each rank trains on its shard (DistributedDataParallel, gloo on CPU); rank 0 writes.
+proxy), and ``log.jsonl``; ``--resume RUN`` restores weights, EMA, optimisers, RNG, step and stage and
+trains on to the saved total or to a larger ``--steps``.
+
+Under torchrun (DistributedDataParallel, gloo on CPU) the global batch ``--batch`` is split evenly over the
+ranks, and a run gives what one process with the same global batch gives: a DistributedSampler (one
+replica in a single process) puts the same images in each global batch; every sample's grading vector and
+noise come from its own generator seeded by (run seed, its position in the stream of samples), never by
+rank; DDP averages per-rank mean losses over equal per-rank batches, and the focal grade losses, means over
+the samples whose grade is known, are reweighted by the rank's share of known grades; logged losses are
+averaged over ranks. One difference remains on CPU: DR-GAN's BatchNorm normalises with per-rank batch
+statistics there, because torch's SyncBatchNorm runs only on GPUs (it refuses CPU tensors in torch 2.14);
+on CUDA it is converted to SyncBatchNorm. SPADE (instance norm) matches to float rounding.
 """
 
 from __future__ import annotations
@@ -19,20 +29,20 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from retina.common.canonical import CanonicalDataset
 from retina.common.checkpoint import Checkpoint, load_module, module_tensors, rng_state, set_rng_state
 from retina.common.dataset import FundusDataset, resize_image, resize_masks
 from retina.common.device import resolve_device
-from retina.common.distributed import init_distributed, local_device, shutdown
+from retina.common.distributed import DistributedContext, all_reduce_mean, init_distributed, local_device, shutdown
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_png
 from retina.common.imagenet import imagenet_normalise
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.schema import CHANNEL_NAMES, CHANNELS
-from retina.common.seeding import seed_everything, torch_generator
+from retina.common.seeding import sample_seed, seed_everything, torch_generator
 from retina.render.config import STRUCTURAL_CHANNELS, RenderConfig
 from retina.render.discriminator import DOutput, MultiScaleDiscriminator
 from retina.render.grading import GradingSpace, build_grader, grader_features
@@ -124,14 +134,33 @@ def fit_grading_space(dataset: FundusDataset, config: RenderConfig, device: torc
     return space.to(device)
 
 
-def sampling_grades(grades: torch.Tensor, space: GradingSpace) -> torch.Tensor:
-    """Unknown grades (-1) draw a grade with the training set's frequencies."""
+def sampling_grades(grades: torch.Tensor, space: GradingSpace, generators: list[torch.Generator]) -> torch.Tensor:
+    """Unknown grades (-1) draw a grade with the training set's frequencies, each from its sample's generator."""
     grades = grades.clone()
-    unknown = grades < 0
-    if unknown.any():
-        weights = space.count.float().cpu() + 1e-3
-        grades[unknown] = torch.multinomial(weights, int(unknown.sum()), replacement=True)
+    weights = space.count.float() + 1e-3
+    for i in (grades < 0).nonzero().flatten().tolist():
+        grades[i] = torch.multinomial(weights.to(generators[i].device), 1, generator=generators[i])[0]
     return grades
+
+
+def known_grade_weight(grades: torch.Tensor, context: DistributedContext) -> float:
+    """Factor for a mean over this rank's known grades such that DDP's mean over ranks is the mean over the
+    global batch's known grades (ranks may hold different numbers of graded images)."""
+    known = float((grades >= 0).sum())
+    if not context.enabled:
+        return 1.0
+    mean_known = float(all_reduce_mean(torch.tensor(known, device=grades.device), context))
+    return known / mean_known if mean_known > 0 else 0.0
+
+
+def resumed_config(previous: Checkpoint, steps: int, run: Path) -> RenderConfig:
+    """The saved run's config, trained to ``steps`` (0: the saved total), which must exceed the steps done."""
+    saved = RenderConfig.from_dict(previous.config)
+    done = int(previous.state["step"])
+    saved.steps = steps or saved.steps
+    if saved.steps <= done:
+        raise RetinaError(f"{run} has already trained {done} steps; pass --steps larger than {done} to continue")
+    return saved
 
 
 def train_renderer(data: str | Path, out: str | Path, config: RenderConfig, device: str = "auto",
@@ -152,10 +181,11 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
     previous = None
     if resume:
         previous = Checkpoint(out / "last.safetensors").expect("render")
-        saved = RenderConfig.from_dict(previous.config)
-        saved.steps = config.steps if config.steps > saved.steps else saved.steps
-        config = saved
-    seed_everything(config.seed + context.rank)
+        config = resumed_config(previous, config.steps, out)
+    world = context.world_size
+    if config.batch % world:
+        raise RetinaError(f"--batch {config.batch} is not divisible by the {world} processes")
+    seed_everything(config.seed)  # the same on every rank: same grading space, same initial weights
     index = CanonicalDataset(data)
     source = Checkpoint(init).expect("render", "drgan") if init is not None else None
     if source is not None:
@@ -165,7 +195,7 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         if coarse.res != config.res:
             raise RetinaError(f"{source.path}: trained for --res {coarse.res}, not {config.res}; use the same --res")
         for key in ("width", "channels", "sca", "agm", "residual_blocks", "grader_arch", "covariance",
-                    "covariance_rank", "style_dim", "mapping_layers", "lesion_masks"):
+                    "covariance_rank", "style_dim", "mapping_layers", "lesion_masks", "upsample"):
             setattr(config, key, getattr(coarse, key))
     elif previous is None:
         config.channels = choose_channels(index, config)
@@ -173,7 +203,9 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
     size = config.res if config.arch == "spade" or config.stage == "fine" else config.res // 2
     split = "train" if index.subset("train") else None
     dataset = FundusDataset(data, config.res, config.channels, split=split, augment=None)
-    batch = min(config.batch, len(dataset))
+    local_batch = min(config.batch, len(dataset)) // world
+    if local_batch < 1:
+        raise RetinaError(f"{data}: {len(dataset)} training images cannot be split over {world} processes")
 
     # grading space: from the checkpoint we continue, or fitted now
     grading_dim = 0
@@ -187,13 +219,11 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
                 load_module(space, carried.submodule("space"), carried.path)
                 space = space.to(device)
         else:
-            seed_everything(config.seed)  # every rank fits the same space; rank 0's copy is broadcast anyway
             space = fit_grading_space(dataset, config, device, weights_dir, is_main)
             grading_dim = space.dim if space is not None else 0
-            if space is not None and context.enabled:
+            if space is not None and context.enabled:  # every rank fitted the same space; guard against drift
                 for buffer in space.buffers():
                     torch.distributed.broadcast(buffer, src=0)
-            seed_everything(config.seed + context.rank)
     generator = build_generator(config, grading_dim).to(device)
     discriminator = MultiScaleDiscriminator(len(config.channels), config.width, config.num_discriminators,
                                             config.d_layers).to(device)
@@ -207,6 +237,8 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         if misfit:
             raise RetinaError(f"{source.path}: weights do not fit this generator; was it a coarse DR-GAN run?")
         load_module(discriminator, source.submodule("d"), source.path)
+    if context.enabled and device.type == "cuda":  # global batch statistics (CPU: per rank, module docstring)
+        generator = nn.SyncBatchNorm.convert_sync_batchnorm(generator)
     if config.channels_last:
         generator = generator.to(memory_format=torch.channels_last)
         discriminator = discriminator.to(memory_format=torch.channels_last)
@@ -245,8 +277,11 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         run.log({"event": "start", "stage": config.stage, "arch": config.arch,
                  "perceptual": perceptual is not None, "agm": space is not None})
 
-    sampler = DistributedSampler(dataset, seed=config.seed) if context.enabled else RandomSampler(dataset)
-    loader = DataLoader(dataset, batch_size=batch, sampler=sampler, drop_last=True)
+    # one replica in a single process too, so that a global batch holds the same images whatever the world size;
+    # rank r takes positions r, r + world, ... of each epoch's permutation (drop_last: no padding repeats)
+    sampler = DistributedSampler(dataset, num_replicas=world, rank=context.rank, shuffle=True, seed=config.seed,
+                                 drop_last=True)
+    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, drop_last=True)
     validation = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)))))
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.amp and device.type == "cuda"
                 else nullcontext())
@@ -258,6 +293,11 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
             images = images.contiguous(memory_format=torch.channels_last)
             masks = masks.contiguous(memory_format=torch.channels_last)
         return images, masks, batch_["grade"].to(device)
+
+    def sample_generators(step_: int) -> list[torch.Generator]:
+        """One generator per sample of this rank's batch, seeded by the sample's position in the global stream."""
+        first = step_ * local_batch * world + context.rank
+        return [torch_generator(sample_seed(config.seed, first + world * j), device) for j in range(local_batch)]
 
     def render_validation() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         images, masks, grades = prepare(validation)
@@ -285,8 +325,7 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
     with progress_bar(config.steps - step, f"render {config.arch}/{config.stage}", is_main) as bar:
         while step < config.steps:
             if iterator is None:
-                if isinstance(sampler, DistributedSampler):
-                    sampler.set_epoch(epoch)
+                sampler.set_epoch(epoch)
                 iterator = iter(loader)
             try:
                 real_batch = next(iterator)
@@ -295,15 +334,19 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
                 continue
             real, masks, grades = prepare(real_batch)
             n = real.shape[0]
-            grading = space.sample(sampling_grades(grades, space)) if space is not None else None
+            generators = sample_generators(step)
+            grading = None
+            if space is not None:
+                grading = space.sample(sampling_grades(grades, space, generators), generators)
+            known_weight = known_grade_weight(grades, context)
             with autocast:
-                fake, encoder_logits = g_train(masks, grading)
+                fake, encoder_logits = g_train(masks, grading, generators)
                 # discriminator step: real vs detached fake, grade classification on both (eq. 1, lambda_3)
                 d_real, d_fake = split_outputs(d_train(torch.cat([masks, masks]), torch.cat([real, fake.detach()])), n)
                 loss_d = adversarial_loss(d_real, True) + adversarial_loss(d_fake, False)
                 if config.cls:
                     logits = [o.grade_logits for o in d_real + d_fake]
-                    loss_d = loss_d + config.lambda_cls * sum(
+                    loss_d = loss_d + config.lambda_cls * known_weight * sum(
                         focal_loss(x, grades, config.focal_gamma) for x in logits
                     ) / len(d_real)
             opt_d.zero_grad(set_to_none=True)
@@ -314,20 +357,22 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
                 loss_adv = adversarial_loss(g_fake, True)
                 loss_fm = feature_matching_loss(g_fake, g_real)
                 loss_g = loss_adv + config.lambda_fm * loss_fm
-                terms = {"loss_d": loss_d.item(), "loss_adv": loss_adv.item(), "loss_fm": loss_fm.item()}
+                terms = {"loss_d": loss_d.detach(), "loss_adv": loss_adv.detach(), "loss_fm": loss_fm.detach()}
                 if perceptual is not None:
                     loss_perc = perceptual(fake.float(), real)
                     loss_g = loss_g + config.lambda_perc * loss_perc
-                    terms["loss_perc"] = loss_perc.item()
+                    terms["loss_perc"] = loss_perc.detach()
                 if config.cls:
-                    loss_cls = sum(focal_loss(f.grade_logits, grades, config.focal_gamma) for f in g_fake) / len(g_fake)
+                    loss_cls = known_weight * sum(
+                        focal_loss(f.grade_logits, grades, config.focal_gamma) for f in g_fake
+                    ) / len(g_fake)
                     loss_g = loss_g + config.lambda_cls * loss_cls
-                    terms["loss_cls"] = loss_cls.item()
+                    terms["loss_cls"] = loss_cls.detach()
                 if encoder_logits is not None:
                     # the encoder's grade head (III-E), used at test time when no grade is given
-                    loss_grade = focal_loss(encoder_logits, grades, config.focal_gamma)
+                    loss_grade = known_weight * focal_loss(encoder_logits, grades, config.focal_gamma)
                     loss_g = loss_g + config.lambda_cls * loss_grade
-                    terms["loss_grade_head"] = loss_grade.item()
+                    terms["loss_grade_head"] = loss_grade.detach()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
@@ -339,8 +384,11 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
                 for target, source_b in zip(ema.buffers(), generator.buffers(), strict=True):
                     target.copy_(source_b)
             step += 1
-            terms["loss_g"] = loss_g.item()
-            terms["l1"] = (fake.detach().float() - real).abs().mean().item()
+            terms["loss_g"] = loss_g.detach()
+            terms["l1"] = (fake.detach().float() - real).abs().mean()
+            # the global batch's losses: means of the per-rank means (equal per-rank batches)
+            values = all_reduce_mean(torch.stack([v.float() for v in terms.values()]), context).tolist()
+            terms = dict(zip(terms, values, strict=True))
             bar.advance(1, g=terms["loss_g"], d=terms["loss_d"])
             run.log({"step": step, "stage": config.stage, **{k: round(v, 6) for k, v in terms.items()}})
             if is_main and (step % config.checkpoint_every == 0 or step % config.sample_every == 0

@@ -15,11 +15,14 @@ def render_train(
     stage: str = typer.Option("fine", "--stage", help="drgan: coarse (G_m at res/2) or fine (G_m + G_l at res)."),
     init: Path | None = typer.Option(None, "--init", help="Coarse run/checkpoint to start the fine stage from."),
     resume: Path | None = typer.Option(None, "--resume", help="Run folder to resume."),
-    batch: int = typer.Option(16, "--batch", help="Batch size per process (DR-GAN: 16)."),
-    steps: int | None = typer.Option(None, "--steps", help="Total optimisation steps."),
-    kimg: float | None = typer.Option(None, "--kimg", help="Or: thousands of real images to show."),
+    batch: int = typer.Option(16, "--batch", help="Global batch size, split over torchrun processes (DR-GAN: 16)."),
+    steps: int | None = typer.Option(None, "--steps", help="Total optimisation steps (default 10000; on --resume: "
+                                                          "the run's total, or a larger one to train on)."),
+    kimg: float | None = typer.Option(None, "--kimg", help="Or: thousands of real images to show in total."),
     width: int = typer.Option(64, "--width", help="Generator/discriminator base width."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    upsample: str = typer.Option("resize", "--upsample", help="drgan x2 upsampling: resize (bilinear + conv, "
+                                                              "no checkerboard) or transpose (the paper's)."),
     no_sca: bool = typer.Option(False, "--no-sca", help="Ablation: no spatial/channel attention."),
     no_agm: bool = typer.Option(False, "--no-agm", help="Ablation: no adaptive grading manipulation."),
     no_lesion_masks: bool = typer.Option(False, "--no-lesion-masks", help="Ablation: vessels, od, fov only."),
@@ -40,11 +43,15 @@ def render_train(
 
     if (out is None) == (resume is None):
         raise RetinaError("give --out RUN for a new run or --resume RUN to continue one (not both)")
+    if (steps is not None and steps < 1) or (kimg is not None and kimg <= 0):
+        raise RetinaError("--steps and --kimg must be positive")
+    # --kimg counts images of the run's own batch; 0 steps on --resume: train on to the run's saved total
+    run_batch = _run_config(resume)["batch"] if resume is not None and kimg is not None else batch
     config = RenderConfig(
         arch=arch, res=res, width=width, stage=stage if arch == "drgan" else "fine", sca=not no_sca,
         agm=not no_agm, lesion_masks=not no_lesion_masks, perceptual=not no_perceptual, cls=not no_cls,
-        grader_arch=grader, grader_steps=grader_steps, batch=batch,
-        steps=steps_for(kimg, steps, batch, 0 if resume is not None else 10000),
+        grader_arch=grader, grader_steps=grader_steps, batch=batch, upsample=upsample,
+        steps=steps_for(kimg, steps, run_batch, 0 if resume is not None else 10000),
         amp=amp, channels_last=channels_last, sample_every=every, checkpoint_every=every, seed=seed,
     )
     if data is None:
@@ -55,8 +62,13 @@ def render_train(
                    weights_dir=weights_dir)
 
 
-def _run_data(run: Path) -> Path:
-    """The data set a run was trained on (recorded in its checkpoint config), for --resume without --data."""
+def _run_config(run: Path) -> dict:
+    """The config recorded in a run's last checkpoint."""
     from retina.common.checkpoint import Checkpoint
 
-    return Path(Checkpoint(run / "last.safetensors").config["data"])
+    return Checkpoint(run / "last.safetensors").config
+
+
+def _run_data(run: Path) -> Path:
+    """The data set a run was trained on (recorded in its checkpoint config), for --resume without --data."""
+    return Path(_run_config(run)["data"])

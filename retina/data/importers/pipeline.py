@@ -16,12 +16,12 @@ import numpy as np
 
 from retina.common.canonical import CanonicalWriter
 from retina.common.errors import RetinaError
+from retina.common.grade_rule import PROVENANCE_NOTE, grade_from_masks
 from retina.common.imageio import read_image, read_mask
 from retina.common.progress import progress_bar
 from retina.common.schema import CHANNEL_NAMES
 from retina.data.fov import FOV_MIN_THRESHOLD, fov_from_image, square_crop
 from retina.data.importers.base import Importer, Scan, SourceItem, hash_split
-from retina.data.importers.grade_estimate import PROVENANCE_NOTE, estimate_grade
 from retina.data.mask_resize import MaskLoss, measure_loss, resize_mask_stack, resize_photo
 
 
@@ -150,7 +150,7 @@ def import_dataset(
                         loss[channel] += measure_loss(stack[i], resized[i])
                 grade = item.grade
                 if grade is None and estimate:
-                    grade = estimate_grade(dict(zip(channels_written, stack, strict=True)))
+                    grade = grade_from_masks(dict(zip(channels_written, stack, strict=True)))
                 extra = dict(item.extra)
                 for key, path in item.counted.items():
                     extra[f"{key}_instances"] = _count_instances(path, image.shape[:2])
