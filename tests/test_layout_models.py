@@ -80,6 +80,20 @@ def test_stylegan_upsampling_layers_draw_no_checkerboard():
         assert _phase_share(checker) > 0.5  # the measure sees a checkerboard when there is one
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_to_mask_matmul_equals_modulated_conv_plus_skip(channels_last):
+    import torch.nn.functional as F
+
+    from retina.layout.stylegan import ToMask
+
+    to_mask = ToMask(8, 10, 16)
+    x, w, skip = torch.randn(3, 8, 16, 16), torch.randn(3, 16), torch.randn(3, 10, 16, 16)
+    expected = F.conv2d(x * to_mask.conv.affine(w)[:, :, None, None], to_mask.conv.weight * to_mask.conv.scale) + skip
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(to_mask(x, w, skip), expected, rtol=1e-5, atol=1e-5)
+
+
 def test_compile_flag_reports_a_missing_backend_in_one_line(monkeypatch):
     from retina.common.compile import compile_module
 
