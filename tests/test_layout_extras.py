@@ -182,6 +182,13 @@ def test_train_aae_cli_round_trip_resume_and_vessel_replacement(phantom, tmp_pat
     assert result.exit_code == 0, result.output
     _, resumed = load_aae(run, "aae")
     assert resumed.state["step"] == 8 and resumed.state["images_seen"] == 64
+    # a total already reached is refused in one line, not silently trained past or ignored
+    from retina.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["layout", "train-aae", "--resume", str(run), "--kimg", "0.064", "--quiet", "--device", "cpu"])
+    assert exit_info.value.code == 2
+    assert load_aae(run, "aae")[1].state["images_seen"] == 64
 
     with pytest.raises(RetinaError, match="sketch"):
         load_aae(run, "sketch")  # an aae checkpoint is not a sketch generator

@@ -184,7 +184,7 @@ def test_render_and_generate_with_an_untrained_drgan_checkpoint(phantom, tmp_pat
     assert len(a) == 6 and all(a[k].shape == (32, 32, 3) and np.array_equal(a[k], b[k]) for k in a)
     # channels_last is a speed option: the same images up to float summation order (a grey level at most)
     main(["render", "--masks", str(phantom), "--out", str(tmp_path / "cl"), "--checkpoint", str(checkpoint),
-          "--seed", "3", "--batch", "4", "--device", "cpu", "--channels-last"])
+          "--seed", "3", "--batch", "4", "--device", "cpu", "--no-channels-last"])
     last = _images(tmp_path / "cl")
     assert all(np.abs(last[k].astype(int) - a[k].astype(int)).max() <= 1 for k in a)
     provenance = CanonicalDataset(tmp_path / "a").info["provenance"]

@@ -114,7 +114,8 @@ def sample(
                   vessels_name=vessels, post_process=post_process, overwrite=overwrite)
 
 
-def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float, batch: int, latent: int, width: int,
+def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float | None, batch: int, latent: int,
+                        width: int,
                         lr: float, seed: int | None, out: Path | None, resume: Path | None, device: str, quiet: bool
                         ) -> None:
     from retina.common.errors import RetinaError
@@ -128,9 +129,16 @@ def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float, bat
     if resume is not None:
         from retina.common.run import RunFolder
 
-        saved = RunFolder(resume, {}, resume=True, is_main=False).load_last().config["training"]
-        config = AAETrainConfig(**{**saved, "model": AAEConfig(**saved["model"]), "kimg": kimg})
+        last = RunFolder(resume, {}, resume=True, is_main=False).load_last()
+        saved = last.config["training"]
+        total = saved["kimg"] if kimg is None else kimg  # like `layout train`: on to the run's total or a larger one
+        done = int(last.state["images_seen"]) / 1000
+        if total * 1000 <= int(last.state["images_seen"]):
+            raise RetinaError(f"{resume} has already trained {done:g} kimg; pass --kimg larger than {done:g} "
+                              "to continue")
+        config = AAETrainConfig(**{**saved, "model": AAEConfig(**saved["model"]), "kimg": total})
     else:
+        kimg = AAETrainConfig.kimg if kimg is None else kimg
         if data is None:
             raise RetinaError("--data DIR is needed for a new run")
         if (batch is not None and batch < 1) or kimg <= 0:
@@ -146,7 +154,8 @@ def _vessel_train_command(kind: str, doc: str, data_help: str, shown: str, laten
     def command(
         data: Path | None = typer.Option(None, help=data_help),
         res: int = typer.Option(128, help="Training resolution, a power of two."),
-        kimg: float = typer.Option(10.0, help=f"Train until this many thousand {shown} have been shown."),
+        kimg: float | None = typer.Option(None, help=f"Train until this many thousand {shown} have been shown "
+                                                      "(default 10; on --resume the run's own total)."),
         batch: int = typer.Option(16, help="Batch size."),
         latent: int = typer.Option(128, help=latent_help),
         width: int = typer.Option(16, help="Feature channels at full resolution (doubling per halving)."),

@@ -30,8 +30,8 @@ def render(
     batch: int = typer.Option(4, "--batch", help="Images rendered per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA; optional on CPU)."),
-    channels_last: bool = typer.Option(False, "--channels-last/--no-channels-last", help="channels_last memory "
-                                       "format for the renderer."),
+    channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="channels_last memory "
+                                       "format for the renderer (measured 1.2x faster on CPU)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the renderer (start-up cost)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (a new canonical data set)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
@@ -78,7 +78,7 @@ def generate(
     truncation: float = typer.Option(1.0, "--truncation", help="Layout sampling truncation (1 = none)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast for the renderer."),
-    channels_last: bool = typer.Option(False, "--channels-last/--no-channels-last", help="channels_last memory "
+    channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="channels_last memory "
                                        "format for the renderer (the layout GAN always uses it)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the networks (start-up cost)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),

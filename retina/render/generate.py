@@ -72,7 +72,7 @@ def generate_dataset(
     device: torch.device | str = "cpu",
     amp: bool = False,
     truncation: float = 1.0,
-    channels_last: bool = False,
+    channels_last: bool = True,
     compile: bool = False,
     overwrite: bool = False,
     resume: bool = False,

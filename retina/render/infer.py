@@ -36,7 +36,7 @@ LABEL_EXTRA_COLUMNS = ("seed", "model", "checkpoint", "grade_source")
 
 
 def open_renderer(checkpoint: str | Path | None, device: torch.device, amp: bool = False,
-                  channels_last: bool = False, compile: bool = False) -> Any:
+                  channels_last: bool = True, compile: bool = False) -> Any:
     """The learned renderer in ``checkpoint``, or the procedural preview renderer when none is given."""
     if checkpoint is None:
         return ProceduralRenderer()
