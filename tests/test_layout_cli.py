@@ -95,6 +95,22 @@ def test_resume_trains_to_the_saved_total_or_a_larger_kimg(run, tmp_path, capsys
     assert Checkpoint(cut / "last.safetensors").state["cur_nimg"] == round(done * 1000) + 4
 
 
+def test_resume_of_a_best_kept_by_another_metric_starts_the_best_afresh(run, tmp_path):
+    import shutil
+
+    old = tmp_path / "old-metric"
+    shutil.copytree(run, old)
+    last = Checkpoint(old / "last.safetensors")
+    done = last.state["cur_nimg"]
+    state = {k: v for k, v in last.state.items() if k != "best_metric"}
+    state["best_score"] = -1.0  # unbeatable by any score: only a reset lets a new best be written
+    save_checkpoint(old / "last", last.tensors, last.config, state)
+    main([*TRAIN[:2], "--quiet", "--device", "cpu", "--resume", str(old), "--kimg", str((done + 4) / 1000)])
+    best = Checkpoint(old / "best.safetensors")
+    assert best.state["cur_nimg"] == done + 4 and best.state["best_metric"] == last.state["best_metric"]
+    assert best.state["best_score"] > -1.0
+
+
 def test_sample_with_checkpoint_is_deterministic(run, tmp_path):
     args = ["layout", "sample", "--checkpoint", str(run / "best.safetensors"), "--grade", "0,4", "--n", "4",
             "--res", "32", "--seed", "3", "--device", "cpu", "--raw"]
@@ -109,6 +125,24 @@ def test_sample_with_checkpoint_is_deterministic(run, tmp_path):
         row = next(csv.DictReader(handle))
     assert row["model"] == "stylegan" and len(row["checkpoint"]) == 12 and row["seed"]
     assert (tmp_path / "a" / "preview.png").is_file()
+
+
+def test_train_options_reach_the_checkpoint_and_it_samples(phantom, tmp_path):
+    out = tmp_path / "options"
+    main([*TRAIN, "--data", str(phantom), "--kimg", "0.008", "--out", str(out), "--no-d-classifier", "--soft-fakes",
+          "--ac-on-fakes", "--blur-all"])
+    config = Checkpoint(out).config
+    assert not config["generator"]["d_classifier"] and config["train"]["ac_on_fakes"]
+    assert not config["train"]["hard_fakes"] and not config["train"]["blur_lesions_only"]
+    out = tmp_path / "options2"
+    main([*TRAIN, "--data", str(phantom), "--kimg", "0.008", "--out", str(out), "--d-classifier", "--hard-fakes",
+          "--ac-on-reals", "--blur-lesions-only"])
+    config = Checkpoint(out).config
+    assert config["generator"]["d_classifier"] and not config["train"]["ac_on_fakes"]
+    assert config["train"]["hard_fakes"] and config["train"]["blur_lesions_only"]
+    main(["layout", "sample", "--checkpoint", str(out), "--grade", "3", "--n", "2", "--res", "16", "--device", "cpu",
+          "--out", str(tmp_path / "s")])
+    assert len(CanonicalDataset(tmp_path / "s")) == 2
 
 
 def test_sample_procedural_without_checkpoint(tmp_path):

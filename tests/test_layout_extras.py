@@ -106,6 +106,26 @@ def test_two_optic_discs_are_a_violation_and_get_fixed():
     assert np.array_equal(fixed[MA], two[MA])  # other channels untouched
 
 
+def test_post_process_keeps_one_disc_and_fills_the_field_of_view():
+    from retina.layout.post_process import clean_layout, clip_to_field_of_view, fill_field_of_view
+
+    fov = CHANNEL_NAMES.index("fov")
+    good = _layout(2)
+    good[fov, 1:] = True  # everything but the top row is inside the field
+    cleaned, changed = clean_layout(good, CHANNEL_NAMES)
+    assert not changed and np.array_equal(cleaned, good)
+    bad = good.copy()
+    bad[OD, 4:8, 40:44] = True  # a second disc
+    bad[fov, 20:26, 30:36] = False  # and a hole in the field where a removed disc was
+    bad[MA, 0, 0] = True  # and a lesion in a black corner, outside the field
+    cleaned, changed = clean_layout(bad, CHANNEL_NAMES)
+    assert changed and np.array_equal(cleaned[fov], good[fov]) and np.array_equal(cleaned[OD], good[OD])
+    assert not cleaned[MA, 0, 0] and np.array_equal(cleaned[MA], good[MA])
+    without_fov = [c for c in CHANNEL_NAMES if c != "fov"]
+    assert fill_field_of_view(bad[[CHANNEL_NAMES.index(c) for c in without_fov]], without_fov)[1] is False
+    assert clip_to_field_of_view(bad[[CHANNEL_NAMES.index(c) for c in without_fov]], without_fov)[1] is False
+
+
 def test_missing_or_misplaced_disc_is_placed_at_the_vessel_root():
     none = _layout(1)
     none[OD] = False

@@ -40,9 +40,7 @@ def test_shapes_range_and_same_seed_same_mask_in_any_batch(arch):
     assert not masks[:, CHANNEL_INDEX["he"]].any() and not masks[:, CHANNEL_INDEX["fov"]].any()
     logits, grade_logits = discriminator(probabilities * 2 - 1, torch.tensor([0, 4, 2]))
     assert logits.shape == (3,)
-    assert (grade_logits is None) == (arch == "stylegan")
-    if grade_logits is not None:
-        assert grade_logits.shape == (3, 5)
+    assert grade_logits.shape == (3, 5)  # both discriminators classify the grade (stylegan: by default)
 
 
 @pytest.mark.parametrize("arch", ["stylegan", "acgan"])
@@ -174,6 +172,46 @@ def test_tiny_overfit_loss_drops(arch):
         optimiser.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_hard_fakes_show_d_the_thresholded_masks_with_the_sigmoid_gradient():
+    from retina.layout.train import as_sampled
+
+    logits = torch.tensor([-2.0, -0.1, 0.0, 3.0], requires_grad=True)
+    probabilities = torch.sigmoid(logits)
+    hard = as_sampled(probabilities, hard=True)
+    assert hard.tolist() == [0.0, 0.0, 1.0, 1.0]  # what `retina layout sample` thresholds them to
+    (hard * torch.tensor([1.0, 2.0, 3.0, 4.0])).sum().backward()
+    slope = probabilities * (1 - probabilities)
+    assert torch.allclose(logits.grad, torch.tensor([1.0, 2.0, 3.0, 4.0]) * slope.detach())
+    assert as_sampled(probabilities, hard=False) is probabilities
+
+
+def test_soften_blurs_the_chosen_channels_only():
+    from retina.layout.train import soften
+
+    masks = torch.zeros(1, 3, 9, 9)
+    masks[:, :, 4, 4] = 1
+    some = soften(masks, 1.0, torch.tensor([2]))
+    assert torch.equal(some[:, :2], masks[:, :2] * 2 - 1)  # untouched, mapped to [-1, 1]
+    assert -1 < float(some[0, 2, 4, 5]) and float(some[0, 2, 4, 4]) < 1
+    every = soften(masks, 1.0)
+    assert torch.allclose(every[:, 2], some[:, 2]) and torch.allclose(every[:, 0], some[:, 2])
+
+
+def test_stylegan_discriminator_grade_classifier_is_optional():
+    masks, grades = torch.rand(4, 3, 16, 16), torch.tensor([0, 1, 2, 4])
+    _, with_head = build_networks(_config("stylegan"))  # the default
+    logits, grade_logits = with_head(masks, grades)
+    assert logits.shape == (4,) and grade_logits.shape == (4, 5)
+    saved = _config("stylegan").to_dict()
+    del saved["d_classifier"]  # a checkpoint written before the option: its D had no classifier
+    old = GeneratorConfig.from_saved(saved)
+    assert not old.d_classifier
+    _, plain = build_networks(old)
+    logits, grade_logits = plain(masks, grades)
+    assert logits.shape == (4,) and grade_logits is None
+    assert not any(name.startswith("classifier") for name in plain.state_dict())
 
 
 def test_procedural_sampler_is_deterministic():

@@ -16,7 +16,7 @@ from retina.common.errors import parse_grades
 from retina.common.seeding import sample_seed
 from retina.layout.config import GeneratorConfig
 from retina.layout.model import GanLayout, build_networks
-from retina.layout.optic_disc import enforce_single_optic_disc
+from retina.layout.post_process import clean_layout
 from retina.layout.sample import write_layouts
 
 
@@ -28,9 +28,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--res", type=int, default=128)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--raw", action="store_true", help="no single-optic-disc post-process")
+    parser.add_argument("--raw", action="store_true", help="no post-process (single optic disc, solid field of view)")
     args = parser.parse_args()
-    config = GeneratorConfig(**Checkpoint(args.run).expect("layout").config["generator"])
+    config = GeneratorConfig.from_saved(Checkpoint(args.run).expect("layout").config["generator"])
     torch.manual_seed(0)
     generator, _ = build_networks(config)
     model = GanLayout(generator, config, f"untrained-{config.arch}", torch.device("cpu"))
@@ -38,7 +38,7 @@ def main() -> None:
     grades = parse_grades(args.grade, args.n)
     seeds = [sample_seed(args.seed, i) for i in range(args.n)]
     write_layouts(model, grades, seeds, args.res, args.out,
-                  post_process=None if args.raw else enforce_single_optic_disc)
+                  post_process=None if args.raw else clean_layout)
 
 
 if __name__ == "__main__":

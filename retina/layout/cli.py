@@ -31,6 +31,16 @@ def train(
     g_steps: int = typer.Option(2, help="Generator steps per discriminator step (Son et al.: 2)."),
     label_smoothing: float = typer.Option(0.9, help="One-sided label smoothing: D's target for reals."),
     blur_sigma: float = typer.Option(1.0, help="Gaussian softening of masks before D (pixels; 0 = off)."),
+    blur_lesions_only: bool = typer.Option(False, "--blur-lesions-only/--blur-all",
+                                           help="Blur only the lesion channels for D (vessels, disc, field sharp)."),
+    hard_fakes: bool = typer.Option(False, "--hard-fakes/--soft-fakes", help="Show D fakes thresholded at 0.5 "
+                                    "(straight-through gradient), as sampling makes them."),
+    d_classifier: bool | None = typer.Option(None, "--d-classifier/--no-d-classifier",
+                                             help="StyleGAN D: an auxiliary grade classifier beside the "
+                                                  "projection head (default on)."),
+    ac_on_fakes: bool = typer.Option(True, "--ac-on-fakes/--ac-on-reals",
+                                     help="Train D's grade classifier on fakes and reals (Odena et al.) or on reals "
+                                          "only."),
     r1_gamma: float = typer.Option(1.0, help="R1 weight (lazy, every 16 D steps)."),
     lr: float | None = typer.Option(None, help="Adam learning rate (default: stylegan 0.0025, acgan 0.0002)."),
     seed: int | None = typer.Option(None, help="Run seed (default 0)."),
@@ -54,12 +64,15 @@ def train(
     generator = GeneratorConfig(arch=arch or "stylegan", res=res or 256)
     generator.width = width if width is not None else generator.width
     generator.channel_max = channel_max if channel_max is not None else generator.channel_max
+    generator.d_classifier = d_classifier if d_classifier is not None else generator.d_classifier
     if resume is not None:  # None: take it from the checkpoint; a given value must agree with it
         generator.arch, generator.res = arch, res
     if lr is None:  # StyleGAN2-ADA's rate assumes equalised-lr layers; ACGAN/DCGAN use 2e-4 (Odena et al.)
         lr = 0.0002 if arch == "acgan" else 0.0025
     training = TrainConfig(lr_g=lr, lr_d=lr, g_steps=g_steps, label_smoothing=label_smoothing, r1_gamma=r1_gamma,
-                           ada_target=ada_target, ada_kimg=ada_kimg, blur_sigma=blur_sigma)
+                           ada_target=ada_target, ada_kimg=ada_kimg, blur_sigma=blur_sigma,
+                           hard_fakes=hard_fakes, ac_on_fakes=ac_on_fakes,
+                           blur_lesions_only=blur_lesions_only)
     config = LayoutTrainConfig(data=str(data) if data else "", out=str(resume or out), batch=batch, kimg=kimg,
                                snapshot_kimg=snapshot_kimg, seed=seed, device=device, amp=amp,
                                channels_last=channels_last, generator=generator, train=training)
@@ -78,7 +91,8 @@ def sample(
     truncation: float = typer.Option(1.0, help="Pull w toward the grade's mean w (1 = off, 0.7 typical)."),
     res: int = typer.Option(512, help="Output resolution (GAN masks are upsampled from the training resolution)."),
     batch: int = typer.Option(16, help="Layouts per forward pass."),
-    single_od: bool = typer.Option(True, "--single-od/--raw", help="Enforce exactly one optic disc (post-process)."),
+    single_od: bool = typer.Option(True, "--single-od/--raw", help="Post-process: exactly one optic disc, rooted "
+                                   "in the vessels, and a field of view without holes (--raw: none)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last",
                                        help="channels_last memory format for GAN sampling (measured faster)."),
@@ -106,9 +120,9 @@ def sample(
         source = load_vessel_source(vessels, vessels_checkpoint, device_)
     post_process = None
     if single_od:
-        from retina.layout.optic_disc import enforce_single_optic_disc
+        from retina.layout.post_process import clean_layout
 
-        post_process = enforce_single_optic_disc
+        post_process = clean_layout
     seeds = [sample_seed(seed, i) for i in range(n)]
     write_layouts(model, grades, seeds, res, out, batch=batch, truncation=truncation, vessels=source,
                   vessels_name=vessels, post_process=post_process, overwrite=overwrite)

@@ -110,12 +110,14 @@ def grade_controllability(
 
     # Full-batch gradient descent on a convex loss: no optimiser needed (and torch.optim's first use costs
     # seconds of imports, too much for a metric computed during training).
-    for _ in range(config.steps):
-        loss = F.cross_entropy(logits(real_x[train]), real_y[train]) + config.weight_decay * weight.square().sum()
-        grad_weight, grad_bias = torch.autograd.grad(loss, (weight, bias))
-        with torch.no_grad():
-            weight -= config.lr * grad_weight
-            bias -= config.lr * grad_bias
+    # enable_grad: the trainer computes this metric inside no_grad
+    with torch.enable_grad():
+        for _ in range(config.steps):
+            loss = F.cross_entropy(logits(real_x[train]), real_y[train]) + config.weight_decay * weight.square().sum()
+            grad_weight, grad_bias = torch.autograd.grad(loss, (weight, bias))
+            with torch.no_grad():
+                weight -= config.lr * grad_weight
+                bias -= config.lr * grad_bias
     with torch.no_grad():
         result = {"grade_agreement_fake": float((logits(fake_x).argmax(1) == fake_y).float().mean())}
         result["grade_accuracy_real_train"] = float((logits(real_x[train]).argmax(1) == real_y[train]).float().mean())

@@ -128,7 +128,7 @@ def load_layout_model(checkpoint: str | Path | None, device: torch.device | str 
     arch = loaded.config.get("arch")
     if arch not in ARCHS:
         raise RetinaError(f"{loaded.path}: a layout/{arch} checkpoint; sampling supports {', '.join(ARCHS)}")
-    config = GeneratorConfig(**loaded.config["generator"])
+    config = GeneratorConfig.from_saved(loaded.config["generator"])
     generator, _ = build_networks(config)
     load_module(generator, loaded.submodule("g_ema"), loaded.path)
     return GanLayout(generator, config, loaded.short_hash, device, channels_last, compile)

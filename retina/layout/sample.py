@@ -14,7 +14,7 @@ from retina.common.progress import progress_bar, summary
 from retina.common.schema import CHANNEL_INDEX, CHANNEL_NAMES, CHANNELS
 from retina.layout.model import LayoutSampler
 
-LABEL_EXTRA = ("seed", "model", "checkpoint", "vessels", "od_fixed")
+LABEL_EXTRA = ("seed", "model", "checkpoint", "vessels", "post_processed")
 
 
 def colour_masks(masks: np.ndarray) -> np.ndarray:
@@ -74,7 +74,7 @@ def write_layouts(
                 fixed_total += int(fixed)
                 writer.add(f"layout_{start + offset:06d}", masks={c: stack[CHANNEL_INDEX[c]] for c in channels},
                            grade=grade, split="train", source=f"layout:{model.name}", seed=seed, model=model.name,
-                           checkpoint=model.checkpoint_hash, vessels=vessels_name, od_fixed=int(fixed))
+                           checkpoint=model.checkpoint_hash, vessels=vessels_name, post_processed=int(fixed))
                 if preview_grades.count(grade) < 8:
                     preview.append(stack)
                     preview_grades.append(grade)
@@ -82,5 +82,5 @@ def write_layouts(
         write_png(writer.partial / "preview.png", preview_grid(np.stack(preview), preview_grades))
         elapsed = bar.elapsed
     summary(f"wrote {len(grades)} layouts ({model.name}{' ' + model.checkpoint_hash if model.checkpoint_hash else ''},"
-            f" {res}px, {len(grades) / max(elapsed, 1e-9):.1f} masks/s, optic disc fixed in {fixed_total}) to {out}")
+            f" {res}px, {len(grades) / max(elapsed, 1e-9):.1f} masks/s, post-processed {fixed_total}) to {out}")
     return Path(out)

@@ -3,7 +3,8 @@
 Generator: a mapping network from (z, grade embedding) to w, modulated/demodulated 3x3 convolutions with
 per-layer noise inputs, and a skip output (one logit per mask channel at every resolution, upsampled and
 summed). Truncation pulls w toward the running mean w of the requested grade. Discriminator: residual blocks,
-minibatch standard deviation, and a projection head (Miyato & Koyama 2018) for the grade.
+minibatch standard deviation, a projection head (Miyato & Koyama 2018) for the grade and, by default, an
+auxiliary grade classifier on the same features (Odena et al. 2017).
 Modulation is applied to activations rather than to a per-sample weight (StyleGAN2's non-fused path): the
 same arithmetic without grouped convolutions, which are slow on CPU.
 """
@@ -223,7 +224,9 @@ def minibatch_stddev(x: torch.Tensor, group: int = 4) -> torch.Tensor:
 
 
 class ProjectionDiscriminator(nn.Module):
-    """``forward(x, grades) -> (logits (B,), None)``: residual D with a projection grade head."""
+    """``forward(x, grades) -> (logits (B,), grade logits (B, 5) or None)``: residual D with a projection grade
+    head and, with ``config.d_classifier``, an auxiliary grade classifier on the same features (ACGAN's head:
+    it gives G a direct grade signal, which the projection term alone gives late)."""
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()
@@ -241,10 +244,11 @@ class ProjectionDiscriminator(nn.Module):
         self.out = EqualLinear(c4, 1)
         self.embed = nn.Embedding(NUM_GRADES, c4)
         self.scale = 1.0 / math.sqrt(c4)
+        self.classifier = EqualLinear(c4, NUM_GRADES) if config.d_classifier else None
 
-    def forward(self, x: torch.Tensor, grades: torch.Tensor) -> tuple[torch.Tensor, None]:
+    def forward(self, x: torch.Tensor, grades: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = self.blocks(_lrelu(self.from_masks(x)))
         x = _lrelu(self.conv(minibatch_stddev(x)))
         features = _lrelu(self.fc(x.flatten(1)))
         logits = self.out(features).squeeze(1) + (self.embed(grades) * features).sum(dim=1) * self.scale
-        return logits, None
+        return logits, None if self.classifier is None else self.classifier(features)

@@ -38,12 +38,16 @@ from retina.common.errors import RetinaError
 from retina.common.imageio import write_png, write_text_atomic
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
+from retina.common.schema import LESION_CHANNELS
 from retina.common.seeding import sample_seed, seed_everything, torch_generator
 from retina.layout.ada import AdaptiveAugment
 from retina.layout.config import GeneratorConfig, LayoutTrainConfig, TrainConfig
 from retina.layout.losses import discriminator_loss, generator_loss, grade_loss, r1_penalty
 from retina.layout.model import build_networks, expand_channels, per_sample_latents
 from retina.layout.sample import preview_grid
+
+# What `best.safetensors` is chosen by; a resumed run kept by another metric starts its best afresh.
+BEST_METRIC = "layout_score with grade control"
 
 
 def load_real_masks(data: str | Path, res: int) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
@@ -57,13 +61,27 @@ def load_real_masks(data: str | Path, res: int) -> tuple[torch.Tensor, torch.Ten
     return masks, grades, tuple(dataset.channels)
 
 
-def soften(masks: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur masks in [0, 1] and map them to [-1, 1] for D (same for reals and fakes)."""
-    if sigma > 0:
+def as_sampled(probabilities: torch.Tensor, hard: bool) -> torch.Tensor:
+    """What D sees of a fake: its probabilities or, with ``hard``, the 0/1 masks that sampling thresholds them to
+    (>= 0.5), with the sigmoid's gradient passed straight through (Bengio et al. 2013). Soft fakes let G draw
+    faint lesions that D accepts and the threshold then erases; hard ones show D exactly what users get."""
+    if not hard:
+        return probabilities
+    return probabilities + ((probabilities >= 0.5).to(probabilities.dtype) - probabilities).detach()
+
+
+def soften(masks: torch.Tensor, sigma: float, blurred: torch.Tensor | None = None) -> torch.Tensor:
+    """Blur masks in [0, 1] and map them to [-1, 1] for D (same for reals and fakes). ``blurred``: indices of
+    the channels to blur (default all)."""
+    if sigma > 0 and (blurred is None or len(blurred)):
         import kornia
 
         size = 2 * math.ceil(2 * sigma) + 1
-        masks = kornia.filters.gaussian_blur2d(masks, (size, size), (sigma, sigma))
+        if blurred is None:
+            masks = kornia.filters.gaussian_blur2d(masks, (size, size), (sigma, sigma))
+        else:
+            masks = masks.index_copy(1, blurred, kornia.filters.gaussian_blur2d(
+                masks.index_select(1, blurred), (size, size), (sigma, sigma)))
     return masks * 2 - 1
 
 
@@ -108,7 +126,7 @@ class LayoutTrainer:
         self.local_batch = config.batch // self.context.world_size
         seed_everything(config.seed)  # identical initial weights on every rank
         if checkpoint is not None:
-            saved = GeneratorConfig(**checkpoint.config["generator"])
+            saved = GeneratorConfig.from_saved(checkpoint.config["generator"])
             for name in ("arch", "res"):
                 wanted = getattr(config.generator, name)
                 if wanted is not None and wanted != getattr(saved, name):
@@ -146,6 +164,10 @@ class LayoutTrainer:
         if checkpoint is not None:
             self._restore(checkpoint)
         self._eval_index = torch.arange(min(config.eval_n, len(self.real)))
+        self._blurred_channels = None  # all
+        if config.train.blur_lesions_only:
+            self._blurred_channels = torch.tensor(
+                [i for i, c in enumerate(gen.channels) if c in LESION_CHANNELS], dtype=torch.long, device=self.device)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _checkpoint_config(self) -> dict:
@@ -157,7 +179,7 @@ class LayoutTrainer:
 
     def _state(self) -> dict:
         return {"cur_nimg": self.cur_nimg, "step": self.step, "fakes_drawn": self.fakes_drawn,
-                "best_score": None if math.isinf(self.best_score) else self.best_score,
+                "best_score": None if math.isinf(self.best_score) else self.best_score, "best_metric": BEST_METRIC,
                 "ada": self.ada.state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "rng": rng_state()}
 
@@ -167,6 +189,8 @@ class LayoutTrainer:
         state = checkpoint.state
         self.cur_nimg, self.step, self.fakes_drawn = state["cur_nimg"], state["step"], state["fakes_drawn"]
         self.best_score = math.inf if state["best_score"] is None else state["best_score"]
+        if state.get("best_metric") != BEST_METRIC:  # a best kept by another metric is not comparable: start over
+            self.best_score = math.inf
         self.ada.load_state(state["ada"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
@@ -208,6 +232,9 @@ class LayoutTrainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _soften(self, masks: torch.Tensor) -> torch.Tensor:
+        return soften(masks, self.config.train.blur_sigma, self._blurred_channels)
+
     def _discriminate(self, masks: torch.Tensor, grades: torch.Tensor):
         with self._autocast():
             return self.D(masks, grades)
@@ -223,7 +250,8 @@ class LayoutTrainer:
             with self._autocast():
                 z_first = self.fakes_drawn
                 fake = self._fake(grades)
-            logits, grade_logits = self._discriminate(soften(self.ada(fake), t.blur_sigma), grades)
+            logits, grade_logits = self._discriminate(self._soften(self.ada(as_sampled(fake, t.hard_fakes))),
+                                                      grades)
             loss_g = generator_loss(logits.float()) + t.ac_weight * grade_loss(grade_logits, grades)
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
@@ -235,11 +263,14 @@ class LayoutTrainer:
         self.G.requires_grad_(False)
         self.D.requires_grad_(True)
         do_r1 = t.r1_gamma > 0 and self.step % t.r1_interval == 0
-        real_in = soften(self.ada(real), t.blur_sigma).detach().requires_grad_(do_r1)
+        real_in = self._soften(self.ada(real)).detach().requires_grad_(do_r1)
         real_logits, real_grade_logits = self._discriminate(real_in, grades)
-        fake_logits, fake_grade_logits = self._discriminate(soften(self.ada(fake.detach()), t.blur_sigma), grades)
+        fake_in = self._soften(self.ada(as_sampled(fake.detach(), t.hard_fakes)))
+        fake_logits, fake_grade_logits = self._discriminate(fake_in, grades)
         loss_d = discriminator_loss(real_logits.float(), fake_logits.float(), t.label_smoothing)
-        loss_d = loss_d + t.ac_weight * (grade_loss(real_grade_logits, grades) + grade_loss(fake_grade_logits, grades))
+        loss_d = loss_d + t.ac_weight * grade_loss(real_grade_logits, grades)
+        if t.ac_on_fakes:
+            loss_d = loss_d + t.ac_weight * grade_loss(fake_grade_logits, grades)
         r1 = torch.zeros((), device=self.device)
         if do_r1:
             r1 = r1_penalty(real_logits.float(), real_in)
@@ -283,7 +314,9 @@ class LayoutTrainer:
     # -- snapshots --------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> tuple[float, dict]:
-        """Layout score (lower is better) of a fixed generated batch against a fixed real batch."""
+        """Layout score (lower is better) of a fixed generated batch against a fixed real batch, grade control
+        included: without it, the best checkpoint of a phantom run was one whose grades a classifier could not
+        read (agreement 0.27), while a later one reached 0.68 at a better score (experiments/layout_phantom)."""
         from retina.layout.metrics import layout_report
 
         real = self.real[self._eval_index].bool().numpy()
@@ -292,8 +325,7 @@ class LayoutTrainer:
         z, generators = per_sample_latents(seeds, self.G_ema.z_dim, self.device)
         labels = torch.tensor(real_grades, device=self.device)
         fake = (torch.sigmoid(self.G_ema(z, labels, generators).float()) >= 0.5).cpu().numpy()
-        report = layout_report(real, real_grades, fake, real_grades, self.config.generator.channels,
-                               classifier=False)
+        report = layout_report(real, real_grades, fake, real_grades, self.config.generator.channels)
         return float(report["score"]), report
 
     @torch.no_grad()

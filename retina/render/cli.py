@@ -84,6 +84,8 @@ def generate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue a killed run from OUT.partial (give the same options again)."),
+    single_od: bool = typer.Option(True, "--single-od/--raw", help="Post-process layouts: exactly one optic disc "
+                                   "and a field of view without holes, as `retina layout sample` (--raw: none)."),
 ) -> None:
     """Layout then render in one streaming pass: a balanced, labelled canonical data set."""
     from retina.common.device import resolve_device
@@ -92,4 +94,4 @@ def generate(
     generate_dataset(out, n, grades=grades, layout_ckpt=layout_ckpt, render_ckpt=render_ckpt, seed=seed, res=res,
                      batch=batch, shard=shard, device=resolve_device(device), amp=amp, truncation=truncation,
                      channels_last=channels_last, compile=compile,
-                     overwrite=overwrite, resume=resume)
+                     overwrite=overwrite, resume=resume, post_process=single_od)

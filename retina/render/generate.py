@@ -24,6 +24,7 @@ from retina.common.errors import RetinaError, parse_grades
 from retina.common.progress import progress_bar, summary
 from retina.common.schema import CHANNEL_NAMES
 from retina.common.seeding import sample_seed
+from retina.layout.post_process import clean_layout
 from retina.render.infer import images_to_uint8, open_renderer, renderer_info
 
 DEFAULT_RES = 256
@@ -77,8 +78,11 @@ def generate_dataset(
     overwrite: bool = False,
     resume: bool = False,
     show_progress: bool = True,
+    post_process: bool = True,
 ) -> dict[str, Any]:
-    """Write shard ``shard`` of an ``n``-sample generation to ``out``; returns counts for the caller."""
+    """Write shard ``shard`` of an ``n``-sample generation to ``out``; returns counts for the caller.
+    ``post_process``: layouts get one optic disc and a solid field of view before rendering (as in
+    `retina layout sample`; only for layout models that draw the disc)."""
     if n < 1:
         raise RetinaError(f"--n {n}: must be at least 1")
     if batch < 1:
@@ -112,6 +116,7 @@ def generate_dataset(
     render_rows = [CHANNEL_NAMES.index(c) for c in renderer.channels]
     absent = [i for i, c in enumerate(renderer.channels) if c not in layout_channels]
 
+    clean = post_process and "od" in layout_channels
     render = renderer_info(renderer, render_ckpt)
     layout_file = None if layout_ckpt is None else checkpoint_paths(layout_ckpt)[0]
     layout_info = {"name": layout.name, "checkpoint": None if layout_file is None else str(layout_file),
@@ -133,10 +138,12 @@ def generate_dataset(
         "index_range": [indices.start, indices.stop],
         "res": res,
         "preview": preview,
+        "post_process": "one optic disc, solid field of view" if clean else "none (--raw)",
     }
     if render["preview"]:
         provenance["note"] = render["note"]
     counts: Counter = Counter()
+    post_processed = 0
     start = time.perf_counter()
     with CanonicalWriter(out, resolution=res, provenance=provenance, extra_columns=GENERATE_EXTRA_COLUMNS,
                          overwrite=overwrite, resume=resume) as writer:
@@ -151,6 +158,10 @@ def generate_dataset(
                 grade_list = [grade_cycle[i % len(grade_cycle)] for i in block]
                 seeds = [sample_seed(seed, i) for i in block]
                 masks = layout.sample(grade_list, seeds, res, truncation)  # bool (B, NUM_CHANNELS, res, res)
+                if clean:
+                    for j in range(len(masks)):
+                        masks[j], changed = clean_layout(masks[j], CHANNEL_NAMES)
+                        post_processed += int(changed)
                 model_input = torch.from_numpy(masks[:, render_rows]).float()
                 if absent:
                     model_input[:, absent] = 0.0
@@ -171,8 +182,9 @@ def generate_dataset(
     kind = f" — {render['note']}" if render["preview"] else ""
     balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts))
     resumed = f", {len(indices) - len(todo)} kept from an interrupted run" if len(todo) < len(indices) else ""
-    summary(f"generated {len(todo)} image(s){resumed} (shard {shard_index}/{shard_count}, grades {balance}) "
+    fixed = f", {post_processed} layout(s) post-processed" if clean else ""
+    summary(f"generated {len(todo)} image(s){resumed} (shard {shard_index}/{shard_count}, grades {balance}{fixed}) "
             f"at {res}px with layout {layout.name} + renderer {renderer.name}{kind} in {elapsed:.1f}s -> {out}",
             enabled=True)
     return {"count": len(todo), "kept": len(indices) - len(todo), "grades": dict(counts), "out": str(out),
-            "seconds": elapsed}
+            "seconds": elapsed, "post_processed": post_processed}
