@@ -121,6 +121,13 @@ def test_post_process_keeps_one_disc_and_fills_the_field_of_view():
     cleaned, changed = clean_layout(bad, CHANNEL_NAMES)
     assert changed and np.array_equal(cleaned[fov], good[fov]) and np.array_equal(cleaned[OD], good[OD])
     assert not cleaned[MA, 0, 0] and np.array_equal(cleaned[MA], good[MA])
+    # a model that draws no disc: its empty disc channel is left empty and the layout counts as unchanged
+    no_disc = good.copy()
+    no_disc[OD] = False
+    drawn = [c for c in CHANNEL_NAMES if c != "od"]
+    cleaned, changed = clean_layout(no_disc, CHANNEL_NAMES, drawn)
+    assert not changed and not cleaned[OD].any()
+    assert clean_layout(no_disc, CHANNEL_NAMES)[1]  # drawing discs and missing one: one is placed
     without_fov = [c for c in CHANNEL_NAMES if c != "fov"]
     assert fill_field_of_view(bad[[CHANNEL_NAMES.index(c) for c in without_fov]], without_fov)[1] is False
     assert clip_to_field_of_view(bad[[CHANNEL_NAMES.index(c) for c in without_fov]], without_fov)[1] is False

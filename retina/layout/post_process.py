@@ -35,9 +35,12 @@ def fill_field_of_view(masks: np.ndarray, channels: Sequence[str]) -> tuple[np.n
 def clip_to_field_of_view(masks: np.ndarray, channels: Sequence[str]) -> tuple[np.ndarray, bool]:
     """Clear every channel outside the ``fov`` channel (when the layout has a non-empty one)."""
     channels = tuple(channels)
-    if "fov" not in channels or not masks[channels.index("fov")].any():
+    if "fov" not in channels:
         return masks, False
-    outside = ~masks[channels.index("fov")].astype(bool)
+    field = masks[channels.index("fov")].astype(bool)
+    if not field.any():
+        return masks, False
+    outside = ~field
     if not (masks[:, outside]).any():
         return masks, False
     out = masks.copy()
@@ -45,10 +48,17 @@ def clip_to_field_of_view(masks: np.ndarray, channels: Sequence[str]) -> tuple[n
     return out, True
 
 
-def clean_layout(masks: np.ndarray, channels: Sequence[str]) -> tuple[np.ndarray, bool]:
+def clean_layout(masks: np.ndarray, channels: Sequence[str], drawn: Sequence[str] | None = None
+                 ) -> tuple[np.ndarray, bool]:
     """One layout (C, H, W) with one optic disc inside a solid field of view and nothing outside it; ``changed``
-    if any step acted. The field is filled first, so that clipping never cuts into a hole."""
-    masks, field_filled = fill_field_of_view(masks, channels)
-    masks, clipped = clip_to_field_of_view(masks, channels)
-    masks, disc_fixed = enforce_single_optic_disc(masks, channels)
+    if any step acted. The field is filled first, so that clipping never cuts into a hole. ``drawn``: the channels
+    the layout model draws (default: all of ``channels``); a step for a channel it does not draw is skipped, since
+    an empty disc channel of a model without discs is not a missing disc."""
+    drawn = set(channels if drawn is None else drawn)
+    field_filled = clipped = disc_fixed = False
+    if "fov" in drawn:
+        masks, field_filled = fill_field_of_view(masks, channels)
+        masks, clipped = clip_to_field_of_view(masks, channels)
+    if "od" in drawn:
+        masks, disc_fixed = enforce_single_optic_disc(masks, channels)
     return masks, field_filled or clipped or disc_fixed

@@ -48,7 +48,7 @@ def write_layouts(
     truncation: float = 1.0,
     vessels: object | None = None,
     vessels_name: str = "gan",
-    post_process: Callable[[np.ndarray, tuple[str, ...]], tuple[np.ndarray, bool]] | None = None,
+    post_process: Callable[[np.ndarray, tuple[str, ...], tuple[str, ...]], tuple[np.ndarray, bool]] | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Sample ``len(grades)`` layouts in batches and write them to ``out`` in the canonical format."""
@@ -70,7 +70,7 @@ def write_layouts(
             for offset, (grade, seed) in enumerate(zip(batch_grades, batch_seeds, strict=False)):
                 stack, fixed = masks[offset], False
                 if post_process is not None:
-                    stack, fixed = post_process(stack, CHANNEL_NAMES)
+                    stack, fixed = post_process(stack, CHANNEL_NAMES, channels)
                 fixed_total += int(fixed)
                 writer.add(f"layout_{start + offset:06d}", masks={c: stack[CHANNEL_INDEX[c]] for c in channels},
                            grade=grade, split="train", source=f"layout:{model.name}", seed=seed, model=model.name,

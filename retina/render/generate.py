@@ -82,7 +82,7 @@ def generate_dataset(
 ) -> dict[str, Any]:
     """Write shard ``shard`` of an ``n``-sample generation to ``out``; returns counts for the caller.
     ``post_process``: layouts get one optic disc and a solid field of view before rendering (as in
-    `retina layout sample`; only for layout models that draw the disc)."""
+    `retina layout sample`; each step only for the channels the layout model draws)."""
     if n < 1:
         raise RetinaError(f"--n {n}: must be at least 1")
     if batch < 1:
@@ -116,7 +116,6 @@ def generate_dataset(
     render_rows = [CHANNEL_NAMES.index(c) for c in renderer.channels]
     absent = [i for i, c in enumerate(renderer.channels) if c not in layout_channels]
 
-    clean = post_process and "od" in layout_channels
     render = renderer_info(renderer, render_ckpt)
     layout_file = None if layout_ckpt is None else checkpoint_paths(layout_ckpt)[0]
     layout_info = {"name": layout.name, "checkpoint": None if layout_file is None else str(layout_file),
@@ -138,7 +137,7 @@ def generate_dataset(
         "index_range": [indices.start, indices.stop],
         "res": res,
         "preview": preview,
-        "post_process": "one optic disc, solid field of view" if clean else "none (--raw)",
+        "post_process": "one optic disc, solid field of view" if post_process else "none (--raw)",
     }
     if render["preview"]:
         provenance["note"] = render["note"]
@@ -158,9 +157,9 @@ def generate_dataset(
                 grade_list = [grade_cycle[i % len(grade_cycle)] for i in block]
                 seeds = [sample_seed(seed, i) for i in block]
                 masks = layout.sample(grade_list, seeds, res, truncation)  # bool (B, NUM_CHANNELS, res, res)
-                if clean:
+                if post_process:
                     for j in range(len(masks)):
-                        masks[j], changed = clean_layout(masks[j], CHANNEL_NAMES)
+                        masks[j], changed = clean_layout(masks[j], CHANNEL_NAMES, layout_channels)
                         post_processed += int(changed)
                 model_input = torch.from_numpy(masks[:, render_rows]).float()
                 if absent:
@@ -182,7 +181,7 @@ def generate_dataset(
     kind = f" — {render['note']}" if render["preview"] else ""
     balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts))
     resumed = f", {len(indices) - len(todo)} kept from an interrupted run" if len(todo) < len(indices) else ""
-    fixed = f", {post_processed} layout(s) post-processed" if clean else ""
+    fixed = f", {post_processed} layout(s) post-processed" if post_process else ""
     summary(f"generated {len(todo)} image(s){resumed} (shard {shard_index}/{shard_count}, grades {balance}{fixed}) "
             f"at {res}px with layout {layout.name} + renderer {renderer.name}{kind} in {elapsed:.1f}s -> {out}",
             enabled=True)
