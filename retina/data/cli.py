@@ -78,15 +78,20 @@ def import_(
     estimate_grade: bool = typer.Option(False, "--estimate-grade",
                                         help="Sets without grades: a lesion-count heuristic grade (not clinical)."),
     limit: int | None = typer.Option(None, "--limit", help="Import only the first N images (quick looks)."),
+    aspect: str = typer.Option("auto", "--aspect", help="W:H the photographs had before someone squashed them "
+                               "(e.g. 4288:2848 for IDRiD), restored before the FOV crop; 'auto': the format's "
+                               "known value (none of the built-in formats is squashed), 'none': keep the shape."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Import a public data set: FOV crop, pad to square, resize (masks max-pooled), report lost lesions."""
     from retina.common.progress import summary
     from retina.data.importers import get_importer
+    from retina.data.importers.base import parse_aspect
     from retina.data.importers.pipeline import import_dataset
 
     importer = get_importer(format)
-    report = import_dataset(importer, src, out, size, overwrite=overwrite, estimate=estimate_grade, limit=limit)
+    report = import_dataset(importer, src, out, size, overwrite=overwrite, estimate=estimate_grade, limit=limit,
+                            aspect=parse_aspect(aspect))
     summary(report.summary_line())
 
 
@@ -94,13 +99,18 @@ def import_(
 def merge(
     parts: list[Path] = typer.Argument(..., help="Canonical data set folders (e.g. generation shards)."),
     out: Path = typer.Option(..., "--out", help="Output folder; must not exist."),
+    duplicates: str = typer.Option("error", "--duplicates", help="A name in two parts: 'error', or 'first' to keep "
+                                   "the first part's copy (e.g. full-resolution imports before re-encoded ones)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
 ) -> None:
     """Join canonical sets, checking channels, resolution and that no name or seed repeats."""
+    from retina.common.errors import RetinaError
     from retina.common.progress import summary
     from retina.data.merge import merge_datasets
 
-    report = merge_datasets(parts, out, overwrite=overwrite)
+    if duplicates not in ("error", "first"):
+        raise RetinaError(f"--duplicates {duplicates!r}: expected 'error' or 'first'")
+    report = merge_datasets(parts, out, overwrite=overwrite, keep_first=duplicates == "first")
     summary(report.summary_line())
 
 

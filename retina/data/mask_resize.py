@@ -45,6 +45,27 @@ def resize_photo(image: np.ndarray, size: int) -> np.ndarray:
     return resized.permute(1, 2, 0).numpy()
 
 
+def stretch_to_aspect(
+    image: np.ndarray, masks: dict[str, np.ndarray], fov: np.ndarray, aspect: tuple[int, int]
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """Undo a squash: widen (or heighten) a photograph and its masks so that width/height is ``aspect``.
+
+    Only ever enlarges one side, so no mask pixel is lost: masks are stretched nearest-neighbour (still binary,
+    every lesion kept), the photograph bicubically.
+    """
+    height, width = image.shape[:2]
+    target = aspect[0] / aspect[1]
+    if abs(width / height - target) < 1e-3:
+        return image, masks, fov
+    new_w, new_h = (round(height * target), height) if width / height < target else (width, round(width / target))
+
+    def stretch_mask(plane: np.ndarray) -> np.ndarray:
+        return cv2.resize(plane.astype(np.uint8), (new_w, new_h), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+    photo = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
+    return photo, {c: stretch_mask(m) for c, m in masks.items()}, stretch_mask(fov)
+
+
 def resize_mask_stack(stack: np.ndarray, size: int) -> np.ndarray:
     """``bool (C, H, W)`` -> ``bool (C, size, size)`` keeping tiny structures (max pooling when shrinking)."""
     # One channel at a time: a float copy of a full-resolution stack (IDRiD: 4288 px square) would take GBs.

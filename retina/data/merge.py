@@ -55,17 +55,23 @@ def _check_compatible(parts: list[CanonicalDataset]) -> None:
                               f"{_resolution(reference)}; re-import or regenerate at one size")
 
 
-def _check_unique(parts: list[CanonicalDataset]) -> None:
+def _check_unique(parts: list[CanonicalDataset], keep_first: bool) -> dict[Path, set[str]]:
+    """Names each later part repeats; with ``keep_first`` they are left out of the merge, otherwise an error."""
     owner: dict[str, Path] = {}
+    repeated: dict[Path, set[str]] = {}
     for part in parts:
         for name in part.names:
+            if name in owner and keep_first:
+                repeated.setdefault(part.root, set()).add(name)
+                continue
             if name in owner:
                 raise RetinaError(f"{part.root}: sample '{name}' is also in {owner[name]}; names must be unique "
-                                  "(were the same shard or seed range generated twice?)")
+                                  "(were the same shard or seed range generated twice?), or pass --duplicates first "
+                                  "to keep the first set's copy")
             owner[name] = part.root
     with_seed = [p for p in parts if any(SEED_COLUMN in s.extra for s in p.samples)]
     if not with_seed:
-        return
+        return repeated
     if len(with_seed) != len(parts):
         lacking = next(p for p in parts if p not in with_seed)
         raise RetinaError(f"{lacking.root}/labels.csv: no '{SEED_COLUMN}' column while other parts have one; "
@@ -80,6 +86,7 @@ def _check_unique(parts: list[CanonicalDataset]) -> None:
                 raise RetinaError(f"{part.root}/labels.csv: seed {seed} of '{sample.name}' was already used by "
                                   f"'{seen[seed]}'; the shards overlap (check --shard i/n and --seed)")
             seen[seed] = sample.name
+    return repeated
 
 
 def _check_files(part: CanonicalDataset, name: str, resolution: int | None) -> None:
@@ -94,8 +101,10 @@ def _check_files(part: CanonicalDataset, name: str, resolution: int | None) -> N
 
 
 def merge_datasets(
-    sources: list[str | Path], out: str | Path, *, overwrite: bool = False, show_progress: bool = True
+    sources: list[str | Path], out: str | Path, *, overwrite: bool = False, keep_first: bool = False,
+    show_progress: bool = True,
 ) -> MergeReport:
+    """Join ``sources`` into ``out``; ``keep_first``: a name that an earlier part already has is left out."""
     if len(sources) < 2:
         raise RetinaError("merge needs at least two data set folders")
     out = Path(out).resolve()
@@ -104,24 +113,28 @@ def merge_datasets(
         if part.root.resolve() == out:
             raise RetinaError(f"{part.root}: --out is one of the inputs; choose a new folder")
     _check_compatible(parts)
-    _check_unique(parts)
+    repeated = _check_unique(parts, keep_first)
     extra_columns: list[str] = []
     for part in parts:
         for sample in part.samples:
             extra_columns += [c for c in sample.extra if c not in extra_columns]
     provenance = {
         "merged_from": [
-            {"path": str(p.root.resolve()), "count": len(p), "provenance": p.info.get("provenance", {})}
+            {"path": str(p.root.resolve()), "count": len(p) - len(repeated.get(p.root, ())),
+             "provenance": p.info.get("provenance", {}),
+             **({"left_out_as_duplicates": sorted(repeated[p.root])} if p.root in repeated else {})}
             for p in parts
         ],
     }
-    total = sum(len(p) for p in parts)
+    total = sum(len(p) - len(repeated.get(p.root, ())) for p in parts)
     grades: Counter = Counter()
     with CanonicalWriter(out, resolution=_resolution(parts[0]), provenance=provenance,
                          extra_columns=extra_columns, overwrite=overwrite) as writer:
         with progress_bar(total, "merge", enabled=show_progress) as bar:
             for part in parts:
                 for sample in part.samples:
+                    if sample.name in repeated.get(part.root, ()):
+                        continue
                     _check_files(part, sample.name, writer.resolution)
                     copy_sample(writer, part, sample)
                     grades["unknown" if sample.grade is None else sample.grade] += 1

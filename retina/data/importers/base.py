@@ -51,6 +51,20 @@ class Importer:
     absent_mask_is_empty: bool = True
     extra_columns: tuple[str, ...] = ()
     has_grades: bool = True
+    # Width/height of the photographs before a third party squashed them (None: they were not). The pipeline
+    # stretches image and masks back to it before the field-of-view crop, so that optic discs come out round.
+    source_aspect: tuple[int, int] | None = None
+
+
+def parse_aspect(text: str) -> tuple[int, int] | None | str:
+    """``--aspect``: 'auto', 'none' or W:H with positive whole numbers."""
+    value = text.strip().lower()
+    if value in ("auto", "none"):
+        return None if value == "none" else "auto"
+    width, sep, height = value.partition(":")
+    if sep and width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0:
+        return int(width), int(height)
+    raise RetinaError(f"--aspect {text!r}: expected W:H (e.g. 4288:2848), 'auto' or 'none'")
 
 
 def hash_split(name: str) -> str:

@@ -1,9 +1,14 @@
 """The third-party 512x512 IDRiD segmentation subset (github.com/qinghao1/idrid-1; see its SOURCE.txt).
 
 ``images/IDRiD_NN.jpg`` and binarised masks ``masks_png/IDRiD_NN_{EX,HE,MA,OD,SE}.png`` (a missing file is an
-empty mask: SE exists for 26 of the 54 images). The photographs were squashed to a square by the third party, and
-carry no DR grade: the grade stays empty unless ``--estimate-grade`` is given. ``nar_images/`` (no masks) is
-not imported. All 54 images are IDRiD training images, so the split is the deterministic 80/20 by name.
+empty mask: SE exists for 26 of the 54 images). The photographs carry no DR grade: the grade stays empty unless
+``--estimate-grade`` is given. ``nar_images/`` (no masks) is not imported. All 54 images are IDRiD training
+images, so the split is the deterministic 80/20 by name.
+
+Its SOURCE.txt says the 4288x2848 originals were squashed to a square. Measured against the full-resolution
+originals of the 20 images both sets hold (IDRiD_01..20), they were not: the field of view's width/height in the
+512x512 copies is 0.995 ± 0.004 times the original's, because the copies are cropped to the field's width and
+letterboxed. So no aspect is restored by default; ``--aspect W:H`` exists for copies that really were squashed.
 """
 
 from __future__ import annotations

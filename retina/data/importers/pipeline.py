@@ -22,7 +22,7 @@ from retina.common.progress import progress_bar
 from retina.common.schema import CHANNEL_NAMES
 from retina.data.fov import FOV_MIN_THRESHOLD, fov_from_image, square_crop
 from retina.data.importers.base import Importer, Scan, SourceItem, hash_split
-from retina.data.mask_resize import MaskLoss, measure_loss, resize_mask_stack, resize_photo
+from retina.data.mask_resize import MaskLoss, measure_loss, resize_mask_stack, resize_photo, stretch_to_aspect
 
 
 @dataclass
@@ -105,9 +105,16 @@ def import_dataset(
     overwrite: bool = False,
     estimate: bool = False,
     limit: int | None = None,
+    aspect: tuple[int, int] | None | str = "auto",
     show_progress: bool = True,
 ) -> ImportReport:
-    """Import ``src`` (in ``importer``'s published layout) into the canonical set ``out`` at ``size`` pixels."""
+    """Import ``src`` (in ``importer``'s published layout) into the canonical set ``out`` at ``size`` pixels.
+
+    ``aspect``: the width/height the photographs had before they were squashed, restored before the field-of-view
+    crop; ``"auto"`` takes the importer's known value (``source_aspect``), ``None`` keeps the files as they are.
+    """
+    if aspect == "auto":
+        aspect = importer.source_aspect
     if size < 8:
         raise RetinaError(f"--size {size} is too small; use at least 8 (e.g. 256 or 512)")
     if estimate and not (set(importer.channels) & {"ma", "he", "ex", "se", "nv"}):
@@ -131,6 +138,8 @@ def import_dataset(
     }
     if estimate:
         provenance["grade_note"] = PROVENANCE_NOTE
+    if aspect is not None:
+        provenance["aspect_restored"] = f"{aspect[0]}:{aspect[1]} (stretched back before the field-of-view crop)"
     if limit is not None:
         provenance["limit"] = f"first {len(items)} of {len(scan.items)} images (--limit)"
     extra_columns = list(importer.extra_columns)
@@ -140,6 +149,9 @@ def import_dataset(
         with progress_bar(len(items), f"import {importer.name}", enabled=show_progress) as bar:
             for item in items:
                 image, masks, fov = _read_item(item, importer)
+                source_shape = image.shape[:2]
+                if aspect is not None:
+                    image, masks, fov = stretch_to_aspect(image, masks, fov, aspect)
                 if image.max() <= BLANK_LEVEL:
                     suspicious.setdefault("blank photographs kept (every pixel dark)", []).append(item.name)
                 crop = square_crop(fov)
@@ -153,7 +165,7 @@ def import_dataset(
                     grade = grade_from_masks(dict(zip(channels_written, stack, strict=True)))
                 extra = dict(item.extra)
                 for key, path in item.counted.items():
-                    extra[f"{key}_instances"] = _count_instances(path, image.shape[:2])
+                    extra[f"{key}_instances"] = _count_instances(path, source_shape)
                 writer.add(
                     item.name,
                     image=resize_photo(crop.apply(image), size),
