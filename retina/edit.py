@@ -302,7 +302,7 @@ def grade_check(layout: Layout, grade: int | None = None) -> GradeCheck:
     if stated == 4:
         problems.append("grade 4 needs neovascularisation, fibrous proliferation or laser scars; there are none")
     elif estimated == 4:
-        problems.append(f"{', '.join(proliferative)} make it proliferative (grade 4)")
+        problems.append(f"{', '.join(proliferative)} present: proliferative DR (grade 4)")
     if stated == 3 and estimated < 3:
         problems.append(f"grade 3 needs at least {need} haemorrhages in each quadrant; counted {quadrants}")
     elif estimated == 3 or (stated < 3 and severe):
@@ -311,7 +311,7 @@ def grade_check(layout: Layout, grade: int | None = None) -> GradeCheck:
     if stated == 2 and estimated < 2:
         problems.append("grade 2 needs haemorrhages, hard exudates or cotton-wool spots; there are none")
     elif stated < 2 and moderate:
-        problems.append(f"{', '.join(moderate)} make it at least moderate NPDR (grade 2)")
+        problems.append(f"{', '.join(moderate)} present: at least moderate NPDR (grade 2)")
     if stated == 1 and estimated == 0:
         problems.append("grade 1 needs microaneurysms; there are none")
     elif stated == 0 and present:

@@ -170,3 +170,14 @@ def test_layout_edit_refuses_bad_plans(tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+
+
+def test_readme_edit_example_runs(capsys):
+    """The README's Python example of retina.edit, run as written."""
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    example = next(block.split("```", 1)[0] for block in readme.split("```python\n")[1:] if "retina.edit" in block)
+    assert len(example.strip().splitlines()) <= 5
+    exec(compile(example, "README.md", "exec"), {})
+    assert "stated grade 3 disagrees: grade 2" in capsys.readouterr().out
