@@ -15,6 +15,7 @@ from retina.eval.weights_cli import app as weights_app
 from retina.layout.cli import app as layout_app
 from retina.render.cli import app as render_app
 from retina.render.cli import generate
+from retina.studio.cli import studio
 
 app = typer.Typer(
     name="retina",
@@ -29,6 +30,7 @@ app.add_typer(render_app, name="render", help="Render masks into fundus photogra
 app.command("generate", help="Layout then render in one streaming pass: a balanced labelled data set.")(generate)
 app.add_typer(eval_app, name="eval", help="Fidelity and layout metrics.")
 app.add_typer(bench_app, name="bench", help="Downstream benchmarks: segmentation, grading, vessel pre-training.")
+app.command("studio", help="A local web app to make, edit and render a retina.")(studio)
 app.add_typer(weights_app, name="weights", help="Pretrained weight files: where they are looked up, fetch them.")
 
 

@@ -195,3 +195,30 @@ train_sketch_command = app.command("train-sketch")(_vessel_train_command(
     "sketch", "Train the SkrGAN sketch generator used by `retina layout sample --vessels sketch`.",
     data_help="Canonical data set with photographs (sketches are extracted).", shown="sketches",
     latent_help="Code size.", resume_help="Continue the run in this folder."))
+
+
+@app.command("edit")
+def edit(
+    source: Path = typer.Argument(..., help="Canonical set of layouts (or a set with photographs: its masks)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (masks-only canonical set); must not exist."),
+    remove: list[str] = typer.Option([], "--remove", help="Remove every lesion of a channel, e.g. --remove he "
+                                                          "(repeatable)."),
+    add: list[str] = typer.Option([], "--add", help="CHANNEL:N: draw N more lesions with the prior's drawing "
+                                                    "code, e.g. --add ma:20 (ex: N clusters, nv: N tangles)."),
+    scale: list[str] = typer.Option([], "--scale", help="CHANNEL:FACTOR: grow or shrink each lesion about its "
+                                                        "centre, e.g. --scale ex:2."),
+    shift: list[str] = typer.Option([], "--move", help="CHANNEL:DX,DY: shift a channel by whole pixels, e.g. "
+                                                       "--move he:5,-3."),
+    grade: str | None = typer.Option(None, "--grade", help="The stated grade of the edited layouts (default: each "
+                                                           "keeps its own); the grade rule is checked against it."),
+    names: str | None = typer.Option(None, "--names", help="Comma-separated sample names to edit (default: all)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the added lesions (layout i uses a seed derived from it)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out."),
+) -> None:
+    """Edit lesions of layouts (remove, scale, move, then add) and check the grade rule; re-render with
+    `retina render --masks OUT`."""
+    from retina.layout.edit_set import edit_set, parse_plan
+
+    plan = parse_plan(remove, add, scale, shift, grade)
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names else None
+    edit_set(source, out, plan, names=chosen, seed=seed, overwrite=overwrite)

@@ -203,10 +203,14 @@ class _Builder:
         low, high = ranges[self.grade]
         return int(self.rng.integers(low, high + 1))
 
+    # One lesion of each kind at a given place: the grade-level draw_* below place them by the ICDR scale, and
+    # retina.edit calls these to add lesions to an existing layout, so added lesions look like sampled ones.
+    def microaneurysm(self, point: np.ndarray) -> None:
+        cv2.circle(self.planes["ma"], _pt(point), self.radius(0.003, 0.007), 1, -1)
+
     def draw_ma(self) -> None:
         for _ in range(self.count(self.config.ma_count)):
-            point = self.around_fovea(0.04, 0.3)
-            cv2.circle(self.planes["ma"], _pt(point), self.radius(0.003, 0.007), 1, -1)
+            self.microaneurysm(self.around_fovea(0.04, 0.3))
 
     def haemorrhage(self, point: np.ndarray) -> None:
         rng = self.rng
@@ -231,20 +235,22 @@ class _Builder:
         for _ in range(self.count(self.config.he_count)):
             self.haemorrhage(self.around_fovea(0.05, 0.34))
 
-    def draw_ex(self) -> None:
+    def exudate_cluster(self, centre: np.ndarray) -> None:
         rng = self.rng
+        spread = rng.uniform(0.02, 0.05) * self.size
+        circinate = rng.random() < 0.3
+        for _ in range(int(rng.integers(3, 12))):
+            if circinate:  # a ring of exudates around a leaking centre
+                theta = rng.uniform(0, 2 * np.pi)
+                point = centre + spread * rng.uniform(0.8, 1.1) * np.array([np.cos(theta), np.sin(theta)])
+            else:
+                point = centre + rng.normal(0, spread / 2, 2)
+            if self.inside(point) and self.off_disc(point):
+                cv2.circle(self.planes["ex"], _pt(point), self.radius(0.003, 0.01), 1, -1)
+
+    def draw_ex(self) -> None:
         for _ in range(self.count(self.config.ex_clusters)):
-            centre = self.around_fovea(0.05, 0.25)
-            spread = rng.uniform(0.02, 0.05) * self.size
-            circinate = rng.random() < 0.3
-            for _ in range(int(rng.integers(3, 12))):
-                if circinate:  # a ring of exudates around a leaking centre
-                    theta = rng.uniform(0, 2 * np.pi)
-                    point = centre + spread * rng.uniform(0.8, 1.1) * np.array([np.cos(theta), np.sin(theta)])
-                else:
-                    point = centre + rng.normal(0, spread / 2, 2)
-                if self.inside(point) and self.off_disc(point):
-                    cv2.circle(self.planes["ex"], _pt(point), self.radius(0.003, 0.01), 1, -1)
+            self.exudate_cluster(self.around_fovea(0.05, 0.25))
 
     def draw_se(self) -> None:
         rng = self.rng
@@ -254,13 +260,17 @@ class _Builder:
             point = arcade[int(rng.integers(len(arcade) // 2))] + rng.normal(0, 0.03 * self.size, 2)
             if not (self.inside(point) and self.off_disc(point)):
                 continue
-            for _ in range(int(rng.integers(2, 5))):
-                blob = point + rng.normal(0, 0.008 * self.size, 2)
-                axes = (self.radius(0.01, 0.022), self.radius(0.007, 0.015))
-                cv2.ellipse(self.planes["se"], _pt(blob), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+            self.cotton_wool_spot(point)
+
+    def cotton_wool_spot(self, point: np.ndarray) -> None:
+        rng = self.rng
+        for _ in range(int(rng.integers(2, 5))):
+            blob = point + rng.normal(0, 0.008 * self.size, 2)
+            axes = (self.radius(0.01, 0.022), self.radius(0.007, 0.015))
+            cv2.ellipse(self.planes["se"], _pt(blob), axes, rng.uniform(0, 180), 0, 360, 1, -1)
 
     def draw_nv(self) -> None:
-        rng, s = self.rng, self.size
+        rng = self.rng
         for index in range(self.count(self.config.nv_count)):
             if index == 0 or rng.random() < 0.5:  # NVD: on or within one disc diameter of the disc
                 theta = rng.uniform(0, 2 * np.pi)
@@ -268,19 +278,29 @@ class _Builder:
             else:  # NVE: along an arcade
                 arcade = self.arcades[int(rng.integers(len(self.arcades)))]
                 centre = arcade[int(rng.integers(len(arcade) // 4, len(arcade)))]
-            region = rng.uniform(0.03, 0.06) * s
-            for _ in range(int(rng.integers(3, 7))):  # a tangle of fine looping vessels
-                point, angle = centre + rng.normal(0, region / 3, 2), rng.uniform(0, 2 * np.pi)
-                points = [point]
-                for _ in range(int(rng.integers(6, 14))):
-                    angle += rng.normal(0.5, 0.5)
-                    point = point + max(1.0, 0.012 * s) * np.array([np.cos(angle), np.sin(angle)])
-                    points.append(point)
-                points = np.array(points)
-                _draw_polyline(self.planes["nv"], points, np.ones(len(points)))
+            self.nv_tangle(centre)
         self.planes["nv"] &= self.planes["fov"]
         if self.grade == 4 and not self.planes["nv"].any():  # the grade promises NV: keep at least a trace
             cv2.circle(self.planes["nv"], _pt(self.od), 1, 1, -1)
+
+    def nv_tangle(self, centre: np.ndarray) -> None:
+        """A tangle of fine looping new vessels around ``centre``."""
+        rng, s = self.rng, self.size
+        region = rng.uniform(0.03, 0.06) * s
+        for _ in range(int(rng.integers(3, 7))):
+            point, angle = centre + rng.normal(0, region / 3, 2), rng.uniform(0, 2 * np.pi)
+            points = [point]
+            for _ in range(int(rng.integers(6, 14))):
+                angle += rng.normal(0.5, 0.5)
+                point = point + max(1.0, 0.012 * s) * np.array([np.cos(angle), np.sin(angle)])
+                points.append(point)
+            points = np.array(points)
+            _draw_polyline(self.planes["nv"], points, np.ones(len(points)))
+
+    def fibrous_band(self, path: np.ndarray) -> None:
+        """Fibrous proliferation: a broad pale band along ``path`` (points along a vessel near the disc)."""
+        widths = np.full(len(path), self.rng.uniform(0.02, 0.035) * self.size)
+        _draw_polyline(self.planes["fp"], path, widths)
 
     def draw_laser(self) -> None:
         rng = self.rng
@@ -298,13 +318,11 @@ class _Builder:
                 cv2.circle(self.planes["laser"], _pt(point), spot, 1, -1)
 
     def draw_fp(self) -> None:
-        rng, s = self.rng, self.size
+        rng = self.rng
         if self.grade != 4 or rng.random() >= self.config.fp_probability:
             return
         arcade = self.arcades[int(rng.integers(len(self.arcades)))]
-        band = arcade[: max(2, len(arcade) // int(rng.integers(3, 5)))]
-        widths = np.full(len(band), rng.uniform(0.02, 0.035) * s)
-        _draw_polyline(self.planes["fp"], band, widths)
+        self.fibrous_band(arcade[: max(2, len(arcade) // int(rng.integers(3, 5)))])
 
     def build(self) -> PhantomLayout:
         self.draw_fov_and_disc()

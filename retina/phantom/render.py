@@ -122,7 +122,10 @@ def render_fundus(masks: np.ndarray, grade: int, seed: int) -> np.ndarray:
         laser = plane["laser"]
         # A scar: clumped dark pigment at the rim around a pale atrophic centre.
         centre = cv2.erode(laser, np.ones((3, 3), np.uint8), iterations=max(1, round(size * 0.005)))
-        pigment = np.clip(0.8 + 0.3 * _noise(rng, (height, width), 0.8), 0.3, 1)
+        # Its own generator: drawing from the main one only when laser marks exist would reshuffle every later
+        # random field (cotton-wool fluff, sensor noise), so removing the marks would change the whole picture.
+        pigment_rng = np.random.default_rng([seed, 1])
+        pigment = np.clip(0.8 + 0.3 * _noise(pigment_rng, (height, width), 0.8), 0.3, 1)
         _paint(image, 0.9 * _blur(laser, 0.6) * pigment, LASER_RIM)
         _paint(image, 0.65 * _blur(centre, 0.8), LASER_CENTRE)
     _paint(image, 0.9 * _blur(plane["ma"], 0.5), LESION_COLOURS["ma"])
