@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> None:
         # File names need not be valid UTF-8 (os.fsdecode keeps bad bytes as surrogates): never crash printing one.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    from retina.common.provenance import set_command
+
+    set_command(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, standalone_mode=False)
         if code == 130:  # typer returns 130 (not raises) for Ctrl-C when standalone_mode is off

@@ -21,6 +21,7 @@ import torch
 
 from retina.common.checkpoint import checkpoint_paths, file_sha256
 from retina.common.errors import RetinaError, parse_grade
+from retina.common.provenance import synthetic_png_text
 from retina.common.schema import CHANNEL_NAMES
 from retina.common.seeding import sample_seed
 
@@ -198,4 +199,5 @@ class Pipeline:
             grade=grade, split="train", source=f"generate:{self.layout.name}+{self.renderer.name}", index=index,
             seed=seed, model=self.renderer.name, checkpoint=self.renderer.checkpoint_hash or "",
             layout_model=self.layout.name, layout_checkpoint=self.layout.checkpoint_hash or "",
+            png_text=synthetic_png_text(grade, f"{self.layout.name}+{self.renderer.name}", seed),
         )

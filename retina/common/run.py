@@ -21,6 +21,7 @@ from retina import __version__
 from retina.common.checkpoint import Checkpoint, save_checkpoint
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_text_atomic
+from retina.common.provenance import environment
 
 
 class RunFolder:
@@ -38,7 +39,8 @@ class RunFolder:
             )
         if is_main:
             (self.path / "samples").mkdir(parents=True, exist_ok=True)
-            document = {"retina_version": __version__, "config": config}
+            document = {"retina_version": __version__, "environment": environment(config.get("device")),
+                        "config": config}
             write_text_atomic(self.path / "config.json", json.dumps(document, indent=2) + "\n")
         self._start = time.time()
 
