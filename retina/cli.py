@@ -9,6 +9,7 @@ import typer
 
 from retina import __version__
 from retina.bench.cli import app as bench_app
+from retina.common.runs_cli import app as runs_app
 from retina.data.cli import app as data_app
 from retina.eval.cli import app as eval_app
 from retina.eval.weights_cli import app as weights_app
@@ -21,7 +22,7 @@ app = typer.Typer(
     help="Synthesise diabetic-retinopathy fundus photographs together with pixel-exact lesion labels.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(data_app, name="data", help="Import, make (phantom), inspect, preview and merge data sets.")
 app.add_typer(layout_app, name="layout", help="Grade-conditioned semantic mask generators (step 1).")
@@ -29,6 +30,7 @@ app.add_typer(render_app, name="render", help="Render masks into fundus photogra
 app.command("generate", help="Layout then render in one streaming pass: a balanced labelled data set.")(generate)
 app.add_typer(eval_app, name="eval", help="Fidelity and layout metrics.")
 app.add_typer(bench_app, name="bench", help="Downstream benchmarks: segmentation, grading, vessel pre-training.")
+app.add_typer(runs_app, name="runs", help="Training run folders: plot their logged curves.")
 app.add_typer(weights_app, name="weights", help="Pretrained weight files: where they are looked up, fetch them.")
 
 
