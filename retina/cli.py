@@ -9,6 +9,7 @@ import typer
 
 from retina import __version__
 from retina.bench.cli import app as bench_app
+from retina.common.runs_cli import app as runs_app
 from retina.data.cli import app as data_app
 from retina.eval.cli import app as eval_app
 from retina.eval.weights_cli import app as weights_app
@@ -22,7 +23,7 @@ app = typer.Typer(
     help="Synthesise diabetic-retinopathy fundus photographs together with pixel-exact lesion labels.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 app.add_typer(data_app, name="data", help="Import, make (phantom), inspect, preview and merge data sets.")
 app.add_typer(layout_app, name="layout", help="Grade-conditioned semantic mask generators (step 1).")
@@ -31,6 +32,7 @@ app.command("generate", help="Layout then render in one streaming pass: a balanc
 app.add_typer(eval_app, name="eval", help="Fidelity and layout metrics.")
 app.add_typer(bench_app, name="bench", help="Downstream benchmarks: segmentation, grading, vessel pre-training.")
 app.command("studio", help="A local web app to make, edit and render a retina.")(studio)
+app.add_typer(runs_app, name="runs", help="Training run folders: plot their logged curves.")
 app.add_typer(weights_app, name="weights", help="Pretrained weight files: where they are looked up, fetch them.")
 
 
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
         # File names need not be valid UTF-8 (os.fsdecode keeps bad bytes as surrogates): never crash printing one.
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    from retina.common.provenance import set_command
+
+    set_command(sys.argv[1:] if argv is None else argv)
     try:
         code = app(args=argv, standalone_mode=False)
         if code == 130:  # typer returns 130 (not raises) for Ctrl-C when standalone_mode is off

@@ -197,3 +197,21 @@ def test_sigkill_then_resume_continues_the_loss_curve(phantom, tmp_path):
     steps = [r["nimg"] for r in _log(out) if "loss_g" in r]
     assert steps == list(range(4, saved + 9, 4))  # no gap, no duplicate: the curve continues
     assert Checkpoint(out / "last.safetensors").state["cur_nimg"] == saved + 8
+
+
+def test_run_has_tensorboard_events_and_plots(run, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    losses = events.Scalars("loss_g")
+    logged = [r for r in _log(run) if "loss_g" in r]
+    assert [e.step for e in losses][:len(logged)] == [r["nimg"] for r in logged]
+    assert losses[0].value == pytest.approx(logged[0]["loss_g"])
+    assert "ada_p" in events.Tags()["scalars"] and "layout_score" in events.Tags()["scalars"]
+    main(["runs", "plot", str(run), "--out", str(tmp_path / "curves.png")])
+    assert "curves of" in capsys.readouterr().out
+    from PIL import Image
+
+    assert Image.open(tmp_path / "curves.png").size[0] > 600
+    assert "log.jsonl: not found" in _error(["runs", "plot", str(tmp_path)], capsys)

@@ -137,7 +137,7 @@ def test_generate_uniform_is_balanced_and_self_describing(tmp_path, capsys):
 def test_generate_post_processes_gan_layouts_unless_raw(tmp_path, monkeypatch, capsys):
     from scipy import ndimage
 
-    import retina.render.generate as generate
+    import retina.layout.model as layout_model
     from retina.layout.model import ProceduralLayout
 
     class TwoDiscs(ProceduralLayout):  # a layout model with a GAN's failure: a second disc, a holed field
@@ -149,7 +149,7 @@ def test_generate_post_processes_gan_layouts_unless_raw(tmp_path, monkeypatch, c
             masks[:, CHANNEL_NAMES.index("fov"), res // 2 - 2:res // 2 + 2, res // 2 - 2:res // 2 + 2] = False
             return masks
 
-    monkeypatch.setattr(generate, "_open_layout", lambda *args: TwoDiscs())
+    monkeypatch.setattr(layout_model, "load_layout_model", lambda *args, **kwargs: TwoDiscs())
     for option, discs, holes in (([], 1, 0), (["--raw"], 2, 1)):
         out = tmp_path / f"g{len(option)}"
         main(["generate", "--n", "3", "--res", "32", "--device", "cpu", *option, "--out", str(out)])

@@ -30,6 +30,7 @@ import numpy as np
 from retina import __version__
 from retina.common.errors import RetinaError, parse_grade
 from retina.common.imageio import read_image, read_mask, write_png, write_text_atomic
+from retina.common.provenance import environment
 from retina.common.schema import CHANNEL_NAMES
 
 FORMAT_NAME = "retina-canonical"
@@ -250,13 +251,17 @@ class CanonicalWriter:
         grade: int | None = None,
         split: str = "train",
         source: str = "",
+        png_text: Mapping[str, str] | None = None,
         **extra: Any,
     ) -> None:
-        """Add one sample. ``image``: uint8 (H, W, 3); ``masks``: channel name -> bool/uint8 (H, W)."""
+        """Add one sample. ``image``: uint8 (H, W, 3); ``masks``: channel name -> bool/uint8 (H, W).
+
+        ``png_text``: text chunks for the photograph (synthetic images say so: ``retina.common.provenance``).
+        """
         if name in self.done:
             raise RetinaError(f"{self.out}: duplicate sample name '{name}'")
         if image is not None:
-            write_png(self.partial / "images" / f"{name}.png", image)
+            write_png(self.partial / "images" / f"{name}.png", image, text=png_text)
         for channel, plane in (masks or {}).items():
             if channel not in CHANNEL_NAMES:
                 raise RetinaError(f"unknown mask channel '{channel}'")
@@ -309,6 +314,7 @@ class CanonicalWriter:
             "grades": {str(k if k is not None else "unknown"): v for k, v in sorted(
                 self._grades.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))},
             "provenance": self.provenance,
+            "environment": environment(),
         }
         write_text_atomic(self.partial / "dataset.json", json.dumps(info, indent=2) + "\n")
         if self.out.exists() and self._overwrite:

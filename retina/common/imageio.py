@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -139,15 +139,25 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def write_png(path: str | Path, array: np.ndarray) -> None:
-    """Write ``uint8`` RGB ``(H, W, 3)`` or a grey/binary ``(H, W)`` array as PNG, atomically."""
+def write_png(path: str | Path, array: np.ndarray, text: Mapping[str, str] | None = None) -> None:
+    """Write ``uint8`` RGB ``(H, W, 3)`` or a grey/binary ``(H, W)`` array as PNG, atomically.
+
+    ``text``: PNG tEXt chunks (e.g. ``Synthetic: true``), which image viewers and ``PIL.Image.info`` show.
+    """
     array = np.asarray(array)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     if array.dtype != np.uint8:
         raise TypeError(f"write_png expects uint8 or bool, got {array.dtype}")
+    info = None
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(key, str(value))
     with atomic_path(path) as temporary:
-        Image.fromarray(array).save(temporary, format="PNG")
+        Image.fromarray(array).save(temporary, format="PNG", pnginfo=info)
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -5,6 +5,7 @@
     RUN/
       config.json          the full training configuration (dataclass) and code version
       log.jsonl            one JSON record per logged step
+      tensorboard/         the same numbers (and sample grids) as TensorBoard events: tensorboard --logdir RUN
       samples/             image grids written during training
       last.safetensors     (+ last.json)  everything needed to resume
       best.safetensors     (+ best.json)  the best so far by the run's quality metric
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,24 @@ from retina import __version__
 from retina.common.checkpoint import Checkpoint, save_checkpoint
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_text_atomic
+from retina.common.provenance import environment
+
+# What a log record counts progress in: its TensorBoard step (images shown for the layout trainers).
+STEP_KEYS = ("nimg", "step", "kimg", "images_seen", "time")
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def step_of(record: dict[str, Any]) -> int | None:
+    if is_number(record.get("nimg")):  # the layout trainer: snapshots and steps on one axis, images shown
+        return int(record["nimg"])
+    if is_number(record.get("step")):
+        return int(record["step"])
+    if is_number(record.get("kimg")):
+        return int(round(record["kimg"] * 1000))
+    return None
 
 
 class RunFolder:
@@ -38,20 +58,44 @@ class RunFolder:
             )
         if is_main:
             (self.path / "samples").mkdir(parents=True, exist_ok=True)
-            document = {"retina_version": __version__, "config": config}
+            document = {"retina_version": __version__, "environment": environment(config.get("device")),
+                        "config": config}
             write_text_atomic(self.path / "config.json", json.dumps(document, indent=2) + "\n")
         self._start = time.time()
+        self._writer: Any = None  # the TensorBoard writer, made on the first log
 
     @property
     def samples(self) -> Path:
         return self.path / "samples"
 
     def log(self, record: dict[str, Any]) -> None:
+        """Append ``record`` to log.jsonl; its numbers also go to TensorBoard (``RUN/tensorboard``)."""
         if not self.is_main:
             return
         record = {"time": round(time.time() - self._start, 3), **record}
         with open(self.path / "log.jsonl", "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        step = step_of(record)
+        scalars = {k: v for k, v in record.items() if k not in STEP_KEYS and is_number(v)}
+        if step is not None and scalars:
+            writer = self._tensorboard()
+            for key, value in scalars.items():
+                writer.add_scalar(key, float(value), step)
+            writer.flush()
+
+    def add_image(self, tag: str, picture: Any, step: int) -> None:
+        """A sample grid (uint8 (H, W, 3)) into TensorBoard beside its PNG in samples/."""
+        if self.is_main:
+            writer = self._tensorboard()
+            writer.add_image(tag, picture, step, dataformats="HWC")
+            writer.flush()
+
+    def _tensorboard(self) -> Any:
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.path / "tensorboard"))
+        return self._writer
 
     def save(self, name: str, tensors: dict, config: dict[str, Any], state: dict[str, Any] | None = None) -> None:
         if self.is_main:

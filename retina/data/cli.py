@@ -95,6 +95,37 @@ def import_(
     summary(report.summary_line())
 
 
+@app.command("export")
+def export(
+    root: Path = typer.Argument(..., help="Canonical data set with photographs."),
+    format: str = typer.Option(..., "--format", "-f", help="nnunet (nnU-Net v2 raw set, region-based labels), "
+                               "monai (Decathlon-style datalist, multi-channel labels) or labelmap (integer "
+                               "class PNGs for SPADE/pix2pixHD)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (nnunet: a DatasetNNN_NAME folder is made inside "
+                                                "unless OUT is named so)."),
+    channels: str | None = typer.Option(None, "--channels", help="Label channels, e.g. ma,he,ex,se (default: "
+                                        "every mask channel but fov; labelmap: all, in its fixed order)."),
+    name: str = typer.Option("retina", "--name", help="Data set name (nnU-Net folder DatasetNNN_NAME)."),
+    dataset_id: int = typer.Option(500, "--dataset-id", help="nnU-Net data set number NNN (1-999)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """Export a canonical set for nnU-Net v2, MONAI or SPADE-style label maps (split=test rows kept apart)."""
+    from retina.common.errors import RetinaError
+    from retina.common.progress import summary
+    from retina.data.export import export_dataset
+
+    if not 1 <= dataset_id <= 999:
+        raise RetinaError(f"--dataset-id {dataset_id}: nnU-Net numbers data sets 1-999")
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise RetinaError(f"--name {name!r}: use letters, digits, '-' or '_' (it becomes a folder name)")
+    chosen = [c.strip() for c in channels.split(",") if c.strip()] if channels else None
+    report = export_dataset(root, out, format, channels=chosen, name=name, dataset_id=dataset_id,
+                            overwrite=overwrite)
+    splits = ", ".join(f"{n} {s}" for s, n in report["splits"].items() if n)
+    summary(f"exported {report['count']} samples ({splits}) as {format} with labels {', '.join(report['channels'])} "
+            f"-> {report['out']}")
+
+
 @app.command("merge")
 def merge(
     parts: list[Path] = typer.Argument(..., help="Canonical data set folders (e.g. generation shards)."),

@@ -125,7 +125,8 @@ def sample(
         post_process = clean_layout
     seeds = [sample_seed(seed, i) for i in range(n)]
     write_layouts(model, grades, seeds, res, out, batch=batch, truncation=truncation, vessels=source,
-                  vessels_name=vessels, post_process=post_process, overwrite=overwrite)
+                  vessels_name=model.name if source is None else vessels,  # the model's own: name the model
+                  post_process=post_process, overwrite=overwrite)
 
 
 def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float | None, batch: int, latent: int,

@@ -10,6 +10,7 @@ import numpy as np
 from retina.common.canonical import CanonicalWriter, masks_to_dict
 from retina.common.errors import RetinaError, parse_grade
 from retina.common.progress import progress_bar
+from retina.common.provenance import synthetic_png_text
 from retina.common.seeding import sample_seed
 from retina.phantom.layout import sample_layout
 from retina.phantom.render import render_fundus
@@ -68,6 +69,7 @@ def write_phantom(
             layout = sample_layout(grade, size, item_seed)
             image = render_fundus(layout.masks, grade, item_seed)
             writer.add(f"phantom_{index:0{digits}d}", image=image, masks=masks_to_dict(layout.masks), grade=grade,
-                       split=splits[index], source="phantom", eye=layout.eye, seed=item_seed)
+                       split=splits[index], source="phantom", eye=layout.eye, seed=item_seed,
+                       png_text=synthetic_png_text(grade, "phantom", item_seed))
             bar.advance(1)
     return writer.out

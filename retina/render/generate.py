@@ -19,13 +19,10 @@ from typing import Any
 import torch
 
 from retina.common.canonical import CanonicalWriter
-from retina.common.checkpoint import checkpoint_paths, file_sha256
 from retina.common.errors import RetinaError, parse_grades
 from retina.common.progress import progress_bar, summary
-from retina.common.schema import CHANNEL_NAMES
 from retina.common.seeding import sample_seed
-from retina.layout.post_process import clean_layout
-from retina.render.infer import images_to_uint8, open_renderer, renderer_info
+from retina.pipeline import Pipeline
 
 DEFAULT_RES = 256
 GENERATE_EXTRA_COLUMNS = ("index", "seed", "model", "checkpoint", "layout_model", "layout_checkpoint")
@@ -52,12 +49,6 @@ def shard_range(n: int, index: int, count: int) -> range:
 
 def sample_name(index: int, n: int) -> str:
     return f"gen_{index:0{max(6, len(str(n - 1)))}d}"
-
-
-def _open_layout(checkpoint: str | Path | None, device: torch.device, compile: bool) -> Any:
-    from retina.layout.model import load_layout_model
-
-    return load_layout_model(checkpoint, device, compile=compile)  # its own channels_last default (measured)
 
 
 def generate_dataset(
@@ -100,34 +91,13 @@ def generate_dataset(
         shard_index, shard_count = parse_shard(shard)
     indices = shard_range(n, shard_index, shard_count)
 
-    renderer = open_renderer(render_ckpt, device, amp=amp, channels_last=channels_last, compile=compile)
-    layout = _open_layout(layout_ckpt, device, compile)
-    if res is None:
-        res = renderer.res or DEFAULT_RES
-    elif renderer.res is not None and renderer.res != res:
-        raise RetinaError(f"--res {res}: the render checkpoint {render_ckpt} draws {renderer.res}px images; "
-                          f"pass --res {renderer.res} or leave --res out")
-    layout_channels = tuple(getattr(layout, "channels", CHANNEL_NAMES))
-    optional = set(getattr(renderer, "optional_channels", ()))
-    lacking = [c for c in renderer.channels if c not in layout_channels and c not in optional]
-    if lacking:
-        raise RetinaError(f"the layout model {layout.name} does not draw {', '.join(lacking)}, needed by the "
-                          f"{renderer.name} renderer; use a layout checkpoint trained with those channels")
-    render_rows = [CHANNEL_NAMES.index(c) for c in renderer.channels]
-    absent = [i for i, c in enumerate(renderer.channels) if c not in layout_channels]
-
-    render = renderer_info(renderer, render_ckpt)
-    layout_file = None if layout_ckpt is None else checkpoint_paths(layout_ckpt)[0]
-    layout_info = {"name": layout.name, "checkpoint": None if layout_file is None else str(layout_file),
-                   "checkpoint_sha256": None if layout_file is None else file_sha256(layout_file),
-                   "channels": list(layout_channels), "truncation": truncation}
-    if not layout.checkpoint_hash:
-        layout_info["note"] = "procedural layout prior (phantom drawing rules, not a learned model)"
-    preview = render["preview"] or not layout.checkpoint_hash
+    pipe = Pipeline.load(layout_ckpt, render_ckpt, str(device), amp=amp, channels_last=channels_last,
+                         compile=compile, truncation=truncation, post_process=post_process)
+    res = pipe.check_res(res)
+    layout, renderer = pipe.layout, pipe.renderer
     provenance = {
         "command": "generate",
-        "layout": layout_info,
-        "renderer": render,
+        **pipe.provenance(),
         "seed": seed,
         "seed_rule": "sample_seed(seed, global index); layout and renderer both use the sample's seed",
         "grades": grades,
@@ -136,11 +106,8 @@ def generate_dataset(
         "shard": f"{shard_index}/{shard_count}",
         "index_range": [indices.start, indices.stop],
         "res": res,
-        "preview": preview,
-        "post_process": "one optic disc, solid field of view" if post_process else "none (--raw)",
     }
-    if render["preview"]:
-        provenance["note"] = render["note"]
+    render = provenance["renderer"]
     counts: Counter = Counter()
     post_processed = 0
     start = time.perf_counter()
@@ -156,27 +123,14 @@ def generate_dataset(
                 block = todo[first:first + batch]
                 grade_list = [grade_cycle[i % len(grade_cycle)] for i in block]
                 seeds = [sample_seed(seed, i) for i in block]
-                masks = layout.sample(grade_list, seeds, res, truncation)  # bool (B, NUM_CHANNELS, res, res)
-                if post_process:
-                    for j in range(len(masks)):
-                        masks[j], changed = clean_layout(masks[j], CHANNEL_NAMES, layout_channels)
-                        post_processed += int(changed)
-                model_input = torch.from_numpy(masks[:, render_rows]).float()
-                if absent:
-                    model_input[:, absent] = 0.0
-                grade_tensor = torch.tensor(grade_list, dtype=torch.long, device=device)
-                images = images_to_uint8(renderer.render(model_input.to(device), grade_tensor, seeds))
+                masks, images, changed = pipe.sample(grade_list, seeds, res)
+                post_processed += changed
                 for j, index in enumerate(block):
-                    writer.add(
-                        sample_name(index, n), image=images[j],
-                        masks={c: masks[j, CHANNEL_NAMES.index(c)] for c in layout_channels},
-                        grade=grade_list[j], split="train", source=f"generate:{layout.name}+{renderer.name}",
-                        index=index, seed=seeds[j], model=renderer.name, checkpoint=renderer.checkpoint_hash or "",
-                        layout_model=layout.name, layout_checkpoint=layout.checkpoint_hash or "",
-                    )
+                    pipe.add_sample(writer, sample_name(index, n), index, images[j], masks[j], grade_list[j],
+                                    seeds[j])
                     counts[grade_list[j]] += 1
                 bar.advance(len(block))
-                del masks, model_input, images  # constant memory in N: nothing of a batch outlives it
+                del masks, images  # constant memory in N: nothing of a batch outlives it
     elapsed = time.perf_counter() - start
     kind = f" — {render['note']}" if render["preview"] else ""
     balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts))

@@ -29,6 +29,7 @@ from retina.common.checkpoint import checkpoint_paths, file_sha256
 from retina.common.dataset import resize_masks
 from retina.common.errors import RetinaError
 from retina.common.progress import console, progress_bar, summary
+from retina.common.provenance import synthetic_png_text
 from retina.common.seeding import sample_seed
 from retina.render.procedural import ProceduralRenderer
 
@@ -135,6 +136,7 @@ def render_folder(
         "seed_rule": "sample_seed(seed, row index in the mask folder's labels.csv)",
         "grade_option": grade,
         "preview": info["preview"],
+        "masks_provenance": source.info.get("provenance", {}),  # the layout model behind the masks, if any
     }
     resized = 0
     start = time.perf_counter()
@@ -176,6 +178,8 @@ def render_folder(
                         grade=None if grades is None else int(grades[j]), split=sample.split,
                         source=f"render:{renderer.name}", seed=seeds[j], model=renderer.name,
                         checkpoint=renderer.checkpoint_hash or "", grade_source=origins[j],
+                        png_text=synthetic_png_text(None if grades is None else int(grades[j]), renderer.name,
+                                                    seeds[j]),
                     )
                 bar.advance(len(chunk))
                 del masks, model_input, images, binary, stacks
