@@ -177,7 +177,8 @@ def test_readme_edit_example_runs(capsys):
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    example = next(block.split("```", 1)[0] for block in readme.split("```python\n")[1:] if "retina.edit" in block)
+    blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
+    example = next(block for block in blocks if "retina.edit" in block)
     assert len(example.strip().splitlines()) <= 5
     exec(compile(example, "README.md", "exec"), {})
     assert "stated grade 3 disagrees: grade 2" in capsys.readouterr().out

@@ -68,7 +68,8 @@ def test_clear_errors(pipe, call, message):
 
 def test_readme_pipeline_example_runs(tmp_path, monkeypatch):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    example = next(b.split("```", 1)[0] for b in readme.split("```python\n")[1:] if "import Pipeline" in b)
+    blocks = [block.split("```", 1)[0] for block in readme.split("```python\n")[1:]]
+    example = next(block for block in blocks if "import Pipeline" in block)
     assert len(example.strip().splitlines()) <= 5
     monkeypatch.chdir(tmp_path)
     scope: dict = {}
