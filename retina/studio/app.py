@@ -105,8 +105,9 @@ def build_app(layout_model: Any, renderer: Any, device: Any = "cpu", downloads: 
             sample_button = gr.Button("Sample layout", variant="primary", elem_id="sample")
         banner = gr.Markdown("Sample a layout to start.", elem_id="banner")
         with gr.Row():
-            overlay = gr.Image(label="Masks over the photograph", format="png", interactive=False, elem_id="overlay")
-            photo = gr.Image(label="Rendered photograph", format="png", interactive=False, elem_id="photo")
+            overlay = gr.Image(label="Masks over the photograph", format="png", interactive=False, height=384,
+                               elem_id="overlay")
+            photo = gr.Image(label="Rendered photograph", format="png", interactive=False, height=384, elem_id="photo")
         with gr.Row():
             channel = gr.Radio(list(PAINTABLE), value="he", label="Lesion channel", elem_id="channel")
         with gr.Row():
