@@ -1,51 +1,78 @@
 """Downstream-task metrics: lesion segmentation (pixel and image level), vessel segmentation, DR grading.
 
-Everything is numpy on flattened arrays so that metrics are exact and independent of the model's device.
+Scores and targets are numpy arrays, so metrics are independent of the model's device. The arithmetic is the
+well-kept libraries': scikit-learn (average precision, ROC AUC, confusion matrix, quadratic kappa) and
+torchmetrics (confusion counts); this module adds the benchmarks' conventions for empty cases.
 Scores are probabilities in [0, 1]; targets are {0, 1}.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
+import torch
 
 THRESHOLD = 0.5  # Son et al. and Lesion-Net binarise the sigmoid output at 0.5
 
 
-@dataclass
 class BinaryCounts:
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    tn: int = 0
+    """Confusion counts accumulated over batches (torchmetrics' ``BinaryStatScores``), with the conventions of
+    segmentation benchmarks for empty cases: no positive prediction and no positive target scores 1."""
+
+    def __init__(self) -> None:
+        from torchmetrics.classification import BinaryStatScores
+
+        self._stats = BinaryStatScores(threshold=THRESHOLD)
 
     def update(self, predicted: np.ndarray, target: np.ndarray) -> None:
-        predicted, target = predicted.astype(bool).ravel(), target.astype(bool).ravel()
-        self.tp += int(np.count_nonzero(predicted & target))
-        self.fp += int(np.count_nonzero(predicted & ~target))
-        self.fn += int(np.count_nonzero(~predicted & target))
-        self.tn += int(np.count_nonzero(~predicted & ~target))
+        predicted, target = np.asarray(predicted).astype(bool).ravel(), np.asarray(target).astype(bool).ravel()
+        if predicted.size:
+            self._stats.update(torch.from_numpy(predicted).float(), torch.from_numpy(target).long())
+
+    def _counts(self) -> tuple[int, int, int, int]:
+        tp, fp, tn, fn = (int(v) for v in (self._stats.tp, self._stats.fp, self._stats.tn, self._stats.fn))
+        return tp, fp, fn, tn
+
+    @property
+    def tp(self) -> int:
+        return self._counts()[0]
+
+    @property
+    def fp(self) -> int:
+        return self._counts()[1]
+
+    @property
+    def fn(self) -> int:
+        return self._counts()[2]
+
+    @property
+    def tn(self) -> int:
+        return self._counts()[3]
 
     @property
     def precision(self) -> float:
+        tp, fp, fn, _ = self._counts()
         # No positive prediction and no positive target is a perfect (empty) answer.
-        return _ratio(self.tp, self.tp + self.fp, empty=1.0 if self.fn == 0 else 0.0)
+        return _ratio(tp, tp + fp, empty=1.0 if fn == 0 else 0.0)
 
     @property
     def recall(self) -> float:
-        return _ratio(self.tp, self.tp + self.fn, empty=1.0 if self.fp == 0 else 0.0)
+        tp, fp, fn, _ = self._counts()
+        return _ratio(tp, tp + fn, empty=1.0 if fp == 0 else 0.0)
 
     @property
     def f1(self) -> float:
-        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn, empty=1.0)
+        tp, fp, fn, _ = self._counts()
+        return _ratio(2 * tp, 2 * tp + fp + fn, empty=1.0)
 
     @property
     def accuracy(self) -> float:
-        return _ratio(self.tp + self.tn, self.tp + self.tn + self.fp + self.fn, empty=1.0)
+        tp, fp, fn, tn = self._counts()
+        return _ratio(tp + tn, tp + tn + fp + fn, empty=1.0)
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "precision": self.precision, "recall": self.recall, "f1": self.f1}
+        tp, fp, fn, tn = self._counts()
+        return {"tp": tp, "fp": fp, "fn": fn, "tn": tn, "precision": self.precision, "recall": self.recall,
+                "f1": self.f1}
 
 
 def _ratio(numerator: float, denominator: float, empty: float) -> float:
@@ -53,42 +80,24 @@ def _ratio(numerator: float, denominator: float, empty: float) -> float:
 
 
 def average_precision(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Area under the precision-recall curve as average precision (sum over recall steps of precision),
-    the step-wise estimator sklearn's ``average_precision_score`` uses. Ties are grouped at one threshold.
-    Returns NaN when there is no positive target (AUC-PR is undefined then)."""
+    """Area under the precision-recall curve as average precision (scikit-learn's ``average_precision_score``).
+    NaN when there is no positive target (AUC-PR is undefined then)."""
+    from sklearn.metrics import average_precision_score
+
     scores, targets = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(targets).astype(bool).ravel()
-    positives = int(targets.sum())
-    if positives == 0:
+    if not targets.any():
         return float("nan")
-    order = np.argsort(-scores, kind="mergesort")
-    scores, targets = scores[order], targets[order]
-    true_positives = np.cumsum(targets)
-    predicted = np.arange(1, len(scores) + 1)
-    # Keep the last index of each run of tied scores: one operating point per distinct threshold.
-    last_of_tie = np.r_[np.diff(scores) != 0, True]
-    tp, count = true_positives[last_of_tie], predicted[last_of_tie]
-    precision, recall = tp / count, tp / positives
-    recall_steps = np.diff(np.r_[0.0, recall])
-    return float(np.sum(recall_steps * precision))
+    return float(average_precision_score(targets, scores))
 
 
 def roc_auc(scores: np.ndarray, targets: np.ndarray) -> float:
-    """Area under the ROC curve via the Mann-Whitney U statistic (average ranks for ties).
-    NaN when only one class is present."""
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``); NaN when only one class is present."""
+    from sklearn.metrics import roc_auc_score
+
     scores, targets = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(targets).astype(bool).ravel()
-    positives, negatives = int(targets.sum()), int((~targets).sum())
-    if positives == 0 or negatives == 0:
+    if targets.all() or not targets.any():
         return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    sorted_scores = scores[order]
-    ranks = np.empty(len(scores), dtype=np.float64)
-    # Average rank within each run of ties.
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
-    ends = np.r_[starts[1:], len(scores)]
-    average = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(average, ends - starts)
-    rank_sum = ranks[targets].sum()
-    return float((rank_sum - positives * (positives + 1) / 2) / (positives * negatives))
+    return float(roc_auc_score(targets, scores))
 
 
 class SegmentationMeter:
@@ -159,25 +168,25 @@ class SegmentationMeter:
 
 # -- grading ----------------------------------------------------------------------------------------
 def confusion_matrix(true: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
-    matrix = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(true, int), np.asarray(predicted, int)), 1)
-    return matrix
+    """Rows: truth, columns: prediction, over the labels 0 .. classes - 1 (scikit-learn)."""
+    from sklearn.metrics import confusion_matrix as sklearn_confusion
+
+    return sklearn_confusion(np.asarray(true, int), np.asarray(predicted, int), labels=list(range(classes)))
 
 
 def quadratic_weighted_kappa(matrix: np.ndarray) -> float:
     """Cohen's kappa with quadratic weights (the Kaggle DR Detection metric) from a confusion matrix
-    (rows: truth, columns: prediction)."""
-    matrix = np.asarray(matrix, dtype=np.float64)
-    classes, total = matrix.shape[0], matrix.sum()
-    if total == 0:
+    (rows: truth, columns: prediction), by scikit-learn's ``cohen_kappa_score`` on the pairs the matrix counts."""
+    from sklearn.metrics import cohen_kappa_score
+
+    matrix = np.asarray(matrix, dtype=np.int64)
+    if matrix.sum() == 0:
         return float("nan")
-    index = np.arange(classes)
-    weights = (index[:, None] - index[None, :]) ** 2 / max(1, (classes - 1) ** 2)
-    expected = np.outer(matrix.sum(axis=1), matrix.sum(axis=0)) / total
-    denominator = (weights * expected).sum()
-    if denominator == 0:
-        return 1.0 if (weights * matrix).sum() == 0 else 0.0
-    return float(1.0 - (weights * matrix).sum() / denominator)
+    rows, columns = np.indices(matrix.shape)
+    true, predicted = np.repeat(rows.ravel(), matrix.ravel()), np.repeat(columns.ravel(), matrix.ravel())
+    if len(np.unique(np.r_[true, predicted])) == 1:  # one class only: chance agreement is total, kappa undefined
+        return 1.0
+    return float(cohen_kappa_score(true, predicted, labels=list(range(matrix.shape[0])), weights="quadratic"))
 
 
 def grading_metrics(true: np.ndarray, predicted: np.ndarray, classes: int = 5) -> dict:

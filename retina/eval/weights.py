@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,15 +168,17 @@ def find_weights(name: str, weights_dir: str | Path | None = None) -> Path:
     return path
 
 
-def fetch_weights(name: str, dest_dir: str | Path | None = None, timeout: float = 60.0) -> Path:
+def fetch_weights(name: str, dest_dir: str | Path | None = None) -> Path:
     """Download ``name`` into ``dest_dir`` (default ``$TORCH_HOME/hub/checkpoints``): temp file, verify, rename."""
     weights = entry(name)
     dest = Path(dest_dir) if dest_dir else torch_hub_checkpoints()
     target = dest / weights.filename
+    from torch.hub import download_url_to_file
+
     try:
         with atomic_path(target) as temporary:
-            with urllib.request.urlopen(weights.url, timeout=timeout) as response, open(temporary, "wb") as out:
-                shutil.copyfileobj(response, out, 1 << 20)
+            # torch.hub's downloader (progress bar, its own temporary file); our size + sha256 check follows.
+            download_url_to_file(weights.url, str(temporary), progress=True)
             verify_file(temporary, weights)
     except OSError as error:  # URLError is an OSError
         raise RetinaError(f"could not download {weights.url} ({error}); fetch it by hand into {dest}") from None
