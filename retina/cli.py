@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> None:
 
     set_command(sys.argv[1:] if argv is None else argv)
     try:
+        from retina.common.config_file import expand_config
+
+        argv = expand_config(sys.argv[1:] if argv is None else list(argv), typer.main.get_command(app))
         code = app(args=argv, standalone_mode=False)
         if code == 130:  # typer returns 130 (not raises) for Ctrl-C when standalone_mode is off
             raise KeyboardInterrupt
