@@ -139,10 +139,89 @@ def test_lesionnet_shape_and_minimum_size(cut):
     model = LesionNet(LesionNetConfig(out_channels=2, cut=cut)).eval()
     assert model.backbone_source == RANDOM_INIT
     with torch.no_grad():
-        out = model.probabilities(torch.zeros(1, 3, MIN_INPUT, MIN_INPUT))
-    assert out.shape == (1, 2, MIN_INPUT, MIN_INPUT) and 0 <= out.min() and out.max() <= 1
+        out = model.probabilities(torch.zeros(1, 3, MIN_INPUT + 5, MIN_INPUT + 5))
+    assert out.shape == (1, 2, MIN_INPUT + 5, MIN_INPUT + 5) and 0 <= out.min() and out.max() <= 1
     with pytest.raises(RetinaError, match="at least 75"):
         model(torch.zeros(1, 3, 64, 64))
+
+
+def test_lesionnet_concatenates_skips_and_stops_at_the_cut():
+    """Copy-and-merge: each merge block's input is [1x1-reduced, bilinearly enlarged coarser map, the
+    contracting path's own feature map] side by side (channels add up), never a sum; Lesion-Net-2s has
+    no stage at full resolution."""
+    from retina.bench.lesionnet import STAGE_CHANNELS, LesionNet, LesionNetConfig
+
+    torch.manual_seed(0)
+    model = LesionNet(LesionNetConfig(out_channels=3, cut=2)).eval()
+    assert model.strides == [32, 16, 8, 4, 2]
+    for stride, reduce, merge in zip(model.strides[1:], model.reduce, model.merge, strict=True):
+        assert reduce.kernel_size == (1, 1) and reduce.out_channels == STAGE_CHANNELS[stride]
+        assert merge[0].in_channels == 2 * STAGE_CHANNELS[stride]
+    captured, features = [], {}
+    hooks = [block.register_forward_hook(lambda m, args, out: captured.append(args[0])) for block in model.merge]
+    for (stride, stage) in zip((2, 4, 8, 16, 32), model.stages, strict=True):
+        hooks.append(stage.register_forward_hook(lambda m, a, out, s=stride: features.__setitem__(s, out)))
+    image = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        logits = model(image)
+    for hook in hooks:
+        hook.remove()
+    assert logits.shape == (1, 3, 96, 96)
+    assert len(captured) == 4
+    for merged, stride in zip(captured, (16, 8, 4, 2), strict=True):
+        skip = features[stride]
+        assert merged.shape[1] == 2 * skip.shape[1] and merged.shape[-2:] == skip.shape[-2:]
+        assert torch.equal(merged[:, skip.shape[1]:], skip)  # the copy, unchanged (not added to)
+    assert max(x.shape[-1] for x in captured) < 96 / 2 + 1  # the finest merge is the 2s one: no 1s stage
+    assert [x.shape[-1] for x in captured] == sorted(x.shape[-1] for x in captured)
+    # The cut: Lesion-Net-32s has no merge at all, -16s one.
+    assert len(LesionNet(LesionNetConfig(cut=32)).merge) == 0 and len(LesionNet(LesionNetConfig(cut=16)).merge) == 1
+
+
+def test_lesionnet_fcn_adds_score_maps():
+    from retina.bench.lesionnet import LesionNetConfig, LesionNetFCN
+
+    model = LesionNetFCN(LesionNetConfig(out_channels=2, cut=8)).eval()
+    assert [head.out_channels for head in model.scores] == [2, 2, 2]  # one score map per lesion per stage
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 80, 80)).shape == (1, 2, 80, 80)
+
+
+def test_dual_dice_matches_the_papers_formula():
+    """Eqs. 2-4 written out in plain torch, on random maps of a batch of three."""
+    torch.manual_seed(1)
+    p = torch.rand(3, 2, 8, 8)
+    t = (torch.rand(3, 2, 8, 8) > 0.8).float()
+    t[1, 1] = 0  # one lesion absent from one image
+    seg = 1 - 2 * (p * t).sum() / ((p**2).sum() + (t**2).sum())
+    big_p, big_t = p.amax(dim=(2, 3)), t.amax(dim=(2, 3))
+    clf = 1 - 2 * (big_p * big_t).sum() / ((big_p**2).sum() + (big_t**2).sum())
+    assert losses.dual_dice_loss(p, t).item() == pytest.approx((0.8 * seg + 0.2 * clf).item(), abs=1e-5)
+    assert losses.dual_dice_loss(p, t, weight=0.3).item() == pytest.approx((0.3 * seg + 0.7 * clf).item(),
+                                                                          abs=1e-5)
+
+
+def test_lesionnet_dual_dice_loss_falls_on_a_tiny_overfit():
+    from retina.bench.lesionnet import LesionNet, LesionNetConfig
+
+    torch.manual_seed(0)
+    model = LesionNet(LesionNetConfig(out_channels=1, cut=8))
+    model.stages.requires_grad_(False)  # the expansive path learns; backward through Inception-v3 is slow on CPU
+    image = torch.randn(2, 3, 80, 80)
+    target = torch.zeros(2, 1, 80, 80)
+    target[0, :, 20:44, 30:60] = 1
+    target[1, :, 50:70, 10:30] = 1
+    loss_fn = losses.SegmentationLoss("dual")
+    loss_fn.dual_active = True
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    history = []
+    for _ in range(8):
+        loss = loss_fn(model(image), target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        history.append(loss.item())
+    assert history[-1] < 0.7 * history[0]
 
 
 # -- benchmarks --------------------------------------------------------------------------------------

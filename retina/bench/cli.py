@@ -17,12 +17,13 @@ def segment(
     real: Path = typer.Option(..., "--real", help="Real canonical set with the lesion masks (test set held out)."),
     synthetic: Path = typer.Option(None, "--synthetic", help="Synthetic canonical set (needed for ratios > 0)."),
     ratios: str = typer.Option("0,0.25,0.5,0.75", help="Synthetic / (real + synthetic) training images."),
-    model: str = typer.Option("unet", help="unet | lesionnet"),
+    model: str = typer.Option("unet", help="unet | lesionnet (Wei et al.: copy-and-merge) | lesionnet-fcn "
+                                                      "(FCN score maps added, the paper's FCN baseline)."),
     epochs: int = typer.Option(40, help="Epochs per model (Son et al.: 40)."),
     channels: str = typer.Option("ex,he", help="Lesion channels to segment, e.g. ex,he."),
     res: int = typer.Option(256, "--res", help="Training/test resolution in pixels (Lesion-Net: >= 75)."),
     width: int = typer.Option(64, help="U-Net first-stage channels (64 in the paper)."),
-    cut: int = typer.Option(16, help="Lesion-Net expansive path cut: 32, 16, 8, 4 or 2 (-> Lesion-Net-Ns)."),
+    cut: int = typer.Option(16, help="Lesion-Net expansive path cut: 32, 16, 8, 4 or 2 (-> Lesion-Net-Ns / FCN-Ns)."),
     loss: str = typer.Option("", help="dual | dice | bce (default: dual for lesionnet, dice for unet)."),
     batch_size: int = typer.Option(4, help="Images per batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (divided by 10 halfway)."),
@@ -38,7 +39,7 @@ def segment(
 
     spec = ModelSpec(model=model, channels=parse_channels(channels), resolution=res, width=width, cut=cut)
     train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                        loss=loss or ("dual" if model == "lesionnet" else "dice"), seed=seed)
+                        loss=loss or ("dual" if model.startswith("lesionnet") else "dice"), seed=seed)
     run_segment_benchmark(real, synthetic, parse_ratios(ratios), spec, train, out, resolve_device(device),
                           weights_dir, save_model)
 

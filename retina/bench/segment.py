@@ -48,7 +48,7 @@ class TrainConfig:
 
 @dataclass
 class ModelSpec:
-    model: str = "unet"  # unet | lesionnet
+    model: str = "unet"  # unet | lesionnet | lesionnet-fcn
     channels: tuple[str, ...] = ("ex", "he")
     resolution: int = 256
     width: int = 64  # U-Net only
@@ -98,6 +98,11 @@ def synthetic_count(ratio: float, real_count: int) -> int:
     return int(round(ratio / (1 - ratio) * real_count))
 
 
+# --model name -> (class in retina.bench.lesionnet, name in tables); "lesionnet" is the paper's copy-and-merge.
+LESIONNET_MODELS = {"lesionnet": ("LesionNet", "Lesion-Net"), "lesionnet-fcn": ("LesionNetFCN", "FCN")}
+MODELS = ("unet", *LESIONNET_MODELS)
+
+
 def build_model(spec: ModelSpec, weights_dir: str | Path | None = None, backbone: bool = True) -> torch.nn.Module:
     """``backbone=False`` skips looking up ImageNet weights (loading a trained checkpoint replaces them)."""
     if spec.model == "unet":
@@ -108,16 +113,19 @@ def build_model(spec: ModelSpec, weights_dir: str | Path | None = None, backbone
         if spec.resolution % model.multiple:
             raise RetinaError(f"--res {spec.resolution}: the U-Net needs a multiple of {model.multiple}")
         return model
-    if spec.model == "lesionnet":
-        from retina.bench.lesionnet import MIN_INPUT, LesionNet, LesionNetConfig, load_inception_weights
+    if spec.model in LESIONNET_MODELS:
+        from retina.bench import lesionnet
 
-        if spec.resolution < MIN_INPUT:
-            raise RetinaError(f"--res {spec.resolution}: Lesion-Net (Inception-v3) needs at least {MIN_INPUT} px")
-        state, source = load_inception_weights(weights_dir) if backbone else (None, "")
-        model = LesionNet(LesionNetConfig(out_channels=len(spec.channels), cut=spec.cut), state, source)
-        model.description = f"Lesion-Net-{spec.cut}s ({model.backbone_source})"
+        if spec.resolution < lesionnet.MIN_INPUT:
+            raise RetinaError(f"--res {spec.resolution}: Lesion-Net (Inception-v3) needs at least "
+                              f"{lesionnet.MIN_INPUT} px")
+        state, source = lesionnet.load_inception_weights(weights_dir) if backbone else (None, "")
+        network, name = LESIONNET_MODELS[spec.model]
+        model = getattr(lesionnet, network)(
+            lesionnet.LesionNetConfig(out_channels=len(spec.channels), cut=spec.cut), state, source)
+        model.description = f"{name}-{spec.cut}s ({model.backbone_source})"
         return model
-    raise RetinaError(f"--model {spec.model}: unknown; use unet or lesionnet")
+    raise RetinaError(f"--model {spec.model}: unknown; use {' or '.join(MODELS)}")
 
 
 def subset_by_name(dataset: FundusDataset, names: list[str]) -> Subset:
