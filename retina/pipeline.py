@@ -47,10 +47,16 @@ class Pipeline:
     """A layout model (``retina.layout.model``) and a renderer (``retina.render.model``) on one device."""
 
     def __init__(self, layout: Any, renderer: Any, device: torch.device, *, layout_checkpoint: Path | None = None,
-                 render_checkpoint: Path | None = None, truncation: float = 1.0, post_process: bool = True):
+                 render_checkpoint: Path | None = None, truncation: float = 1.0, post_process: bool = True,
+                 vessels: Any | None = None):
+        """``vessels``: a :class:`retina.layout.vessels.VesselSource` that redraws each layout's vessel tree."""
         self.layout, self.renderer, self.device = layout, renderer, device
-        self.truncation, self.post_process = truncation, post_process
+        self.truncation, self.post_process, self.vessels = truncation, post_process, vessels
         self.layout_channels = tuple(getattr(layout, "channels", CHANNEL_NAMES))
+        if vessels is not None and "vessels" not in self.layout_channels:
+            self.layout_channels = tuple(c for c in CHANNEL_NAMES if c in (*self.layout_channels, "vessels"))
+        # SkrGAN (--vessels sketch) draws no grade: its samples are written without one.
+        self.unconditional = bool(getattr(layout, "unconditional", False))
         optional = set(getattr(renderer, "optional_channels", ()))
         lacking = [c for c in renderer.channels if c not in self.layout_channels and c not in optional]
         if lacking:
@@ -66,9 +72,12 @@ class Pipeline:
     @classmethod
     def load(cls, layout: str | Path | None = None, renderer: str | Path | None = None, device: str = "auto", *,
              amp: bool = False, channels_last: bool = True, compile: bool = False, truncation: float = 1.0,
-             post_process: bool = True) -> Pipeline:
+             post_process: bool = True, vessels: str = "gan", vessels_checkpoint: str | Path | None = None
+             ) -> Pipeline:
         """``layout`` / ``renderer``: a checkpoint (file or run folder), or None / ``"procedural"`` for the
-        procedural prior and renderer."""
+        procedural prior and renderer. ``vessels``: ``gan`` (the layout's own), ``aae`` (a vessel AAE in
+        ``vessels_checkpoint`` redraws them) or ``sketch``: SkrGAN, whose sketch generator (``vessels_checkpoint``)
+        takes the layout model's place and whose colour renderer must be ``renderer``."""
         from retina.common.device import resolve_device
         from retina.layout.model import load_layout_model
         from retina.render.infer import open_renderer
@@ -77,9 +86,19 @@ class Pipeline:
         layout_ckpt = None if layout in (None, "procedural") else Path(layout)
         render_ckpt = None if renderer in (None, "procedural") else Path(renderer)
         render_model = open_renderer(render_ckpt, device_, amp=amp, channels_last=channels_last, compile=compile)
-        layout_model = load_layout_model(layout_ckpt, device_, compile=compile)
+        source = None
+        if vessels == "sketch" or getattr(render_model, "draws_from_sketch", False):
+            layout_model = _sketch_layout(render_model, render_ckpt, layout_ckpt, vessels, vessels_checkpoint,
+                                          device_)
+            layout_ckpt = Path(vessels_checkpoint)
+        else:
+            layout_model = load_layout_model(layout_ckpt, device_, compile=compile)
+            if vessels != "gan" or vessels_checkpoint is not None:
+                from retina.layout.vessels import load_vessel_source
+
+                source = load_vessel_source(vessels, vessels_checkpoint, device_)
         return cls(layout_model, render_model, device_, layout_checkpoint=layout_ckpt, render_checkpoint=render_ckpt,
-                   truncation=truncation, post_process=post_process)
+                   truncation=truncation, post_process=post_process, vessels=source)
 
     # -- what it is -----------------------------------------------------------------------------------------
     @property
@@ -96,7 +115,8 @@ class Pipeline:
         weights = None if checkpoint is None else checkpoint_paths(checkpoint)[0]
         info = {"name": self.layout.name, "checkpoint": None if weights is None else str(weights),
                 "checkpoint_sha256": None if weights is None else file_sha256(weights),
-                "channels": list(self.layout_channels), "truncation": self.truncation}
+                "channels": list(self.layout_channels), "truncation": self.truncation,
+                "vessels": getattr(self.vessels, "kind", "sketch" if self.unconditional else "gan")}
         if not self.layout.checkpoint_hash:
             info["note"] = "procedural layout prior (phantom drawing rules, not a learned model)"
         return info
@@ -126,6 +146,8 @@ class Pipeline:
         from retina.layout.post_process import clean_layout
 
         masks = self.layout.sample(list(grades), list(seeds), res, self.truncation)  # bool (B, C, res, res)
+        if self.vessels is not None:
+            masks = self.vessels.replace(masks, list(seeds))
         changed_total = 0
         if self.post_process:
             for j in range(len(masks)):
@@ -191,9 +213,10 @@ class Pipeline:
                                 batch.grades[j], batch.seeds[j])
         return Path(out)
 
-    def add_sample(self, writer: Any, name: str, index: int, image: np.ndarray, masks: np.ndarray, grade: int,
-                   seed: int) -> None:
+    def add_sample(self, writer: Any, name: str, index: int, image: np.ndarray, masks: np.ndarray,
+                   grade: int | None, seed: int) -> None:
         """One generated sample into a :class:`~retina.common.canonical.CanonicalWriter` (labels as generate's)."""
+        grade = None if self.unconditional else grade
         writer.add(
             name, image=image, masks={c: masks[CHANNEL_NAMES.index(c)] for c in self.layout_channels},
             grade=grade, split="train", source=f"generate:{self.layout.name}+{self.renderer.name}", index=index,
@@ -201,3 +224,22 @@ class Pipeline:
             layout_model=self.layout.name, layout_checkpoint=self.layout.checkpoint_hash or "",
             png_text=synthetic_png_text(grade, f"{self.layout.name}+{self.renderer.name}", seed),
         )
+
+
+def _sketch_layout(renderer: Any, render_ckpt: Path | None, layout_ckpt: Path | None, vessels: str,
+                   vessels_checkpoint: str | Path | None, device: torch.device) -> Any:
+    """SkrGAN (``vessels="sketch"`` with its colour renderer): the sketch generator replaces the layout model."""
+    if vessels != "sketch":
+        raise RetinaError(f"{render_ckpt}: SkrGAN's colour renderer draws from sketches; pass --vessels sketch "
+                          "--vessels-checkpoint RUN (from `retina layout train-sketch`)")
+    if not getattr(renderer, "draws_from_sketch", False):
+        raise RetinaError("--vessels sketch renders with SkrGAN's colour renderer: pass --render-ckpt RUN from "
+                          "`retina render train-sketch`")
+    if vessels_checkpoint is None:
+        raise RetinaError("--vessels sketch needs --vessels-checkpoint RUN from `retina layout train-sketch`")
+    if layout_ckpt is not None:
+        raise RetinaError("--layout-ckpt with --vessels sketch: SkrGAN is unconditional (sketch, then colour), it "
+                          "draws no lesions; drop --layout-ckpt")
+    from retina.layout.sketch_gan import SketchLayout
+
+    return SketchLayout(vessels_checkpoint, device)

@@ -192,10 +192,37 @@ train_aae_command = app.command("train-aae")(_vessel_train_command(
     data_help="Canonical data set with vessel masks.", shown="vessel maps",
     latent_help="Code size (Mahajan et al.: 128).",
     resume_help="Continue the run in this folder (optimisers, RNG, counters)."))
-train_sketch_command = app.command("train-sketch")(_vessel_train_command(
-    "sketch", "Train the SkrGAN sketch generator used by `retina layout sample --vessels sketch`.",
-    data_help="Canonical data set with photographs (sketches are extracted).", shown="sketches",
-    latent_help="Code size.", resume_help="Continue the run in this folder."))
+
+
+@app.command("train-sketch")
+def train_sketch(
+    data: Path | None = typer.Option(None, help="Canonical data set with photographs: SkrGAN sketch drafts are "
+                                                "extracted from its split=train rows (Sobel, Gaussian, opening, "
+                                                "closing)."),
+    res: int = typer.Option(128, help="Training resolution, a power of two (SkrGAN: 512)."),
+    kimg: float | None = typer.Option(None, help="Train until this many thousand sketches have been shown "
+                                                 "(default 10; on --resume the run's own total)."),
+    batch: int = typer.Option(16, help="Batch size (SkrGAN: 16)."),
+    latent: int = typer.Option(512, help="Size of z (PGGAN: 512)."),
+    width: int | None = typer.Option(None, help="Feature channels at full resolution, doubling per halving up to "
+                                                "--channel-max (default: PGGAN's rule, 8192 / 2^stage)."),
+    channel_max: int = typer.Option(512, help="Cap on feature channels (PGGAN: 512)."),
+    lr: float = typer.Option(0.001, help="Adam learning rate of G_S and D_S (SkrGAN: 0.001)."),
+    seed: int | None = typer.Option(None, help="Run seed (default 0)."),
+    out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, samples/, last checkpoint)."),
+    resume: Path | None = typer.Option(None, help="Continue the run in this folder."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train SkrGAN's sketch generator G_S (a PGGAN-style GAN) on sketches extracted from photographs; used by
+    `retina layout sample --vessels sketch` and `retina generate --vessels sketch` (with a colour renderer from
+    `retina render train-sketch`)."""
+    from retina.render.skrgan_train import train_stage_command
+
+    model = {"res": res, "latent": latent, "fmap_max": channel_max, "lr": lr}
+    if width is not None:
+        model["fmap_base"] = width * res // 2  # PGGAN's rule gives `width` channels at `res`
+    train_stage_command("sketch", data, model, kimg, batch, seed, out, resume, device, quiet)
 
 
 @app.command("edit")

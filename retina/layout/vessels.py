@@ -1,8 +1,10 @@
 """Where a sampled layout's vessel tree comes from: ``--vessels gan|aae|sketch``.
 
 ``gan`` keeps the layout model's own vessel channel. ``aae`` and ``sketch`` swap it for a tree decoded from
-z ~ N(0, I) by a trained vessel AAE or sketch generator, clipped to the field of view, and move the optic disc
-to the root of the new tree (:func:`retina.layout.optic_disc.place_optic_disc`) so the tree stays rooted in it.
+z ~ N(0, I) by a trained vessel AAE or SkrGAN sketch generator (:mod:`retina.layout.sketch_gan`), clipped to
+the field of view, and move the optic disc to the root of the new tree
+(:func:`retina.layout.optic_disc.place_optic_disc`) so the tree stays rooted in it. A sketch is a photograph's
+structure (vessels, disc rim), drawn into the vessel channel as SkrGAN's Table 2 uses it as the vessel label.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ import torch
 
 from retina.common.errors import RetinaError
 from retina.common.schema import CHANNEL_NAMES
-from retina.layout.aae import AAE_KINDS, load_aae
+from retina.layout.aae import load_aae
 from retina.layout.optic_disc import place_optic_disc
 
-VESSEL_SOURCES = ("gan", *AAE_KINDS)
+VESSEL_SOURCES = ("gan", "aae", "sketch")
 _TRAIN_COMMAND = {"aae": "train-aae", "sketch": "train-sketch"}
 
 
@@ -27,7 +29,12 @@ class VesselSource:
 
     def __init__(self, kind: str, checkpoint: str | Path, device: torch.device | str = "cpu"):
         self.kind = kind
-        self.model, loaded = load_aae(checkpoint, kind, device)
+        if kind == "sketch":
+            from retina.layout.sketch_gan import load_sketch_generator
+
+            self.model, loaded = load_sketch_generator(checkpoint, device)
+        else:
+            self.model, loaded = load_aae(checkpoint, kind, device)
         self.checkpoint_hash = loaded.short_hash
         self.checkpoint_path = loaded.path
 
@@ -67,7 +74,7 @@ def load_vessel_source(kind: str, checkpoint: str | Path | None, device: torch.d
         data_hint = "--data DIR" if kind == "aae" else "--data DIR_WITH_IMAGES"
         raise RetinaError(
             f"--vessels {kind} needs a trained {kind} checkpoint; train one with "
-            f"`retina layout {_TRAIN_COMMAND[kind]} {data_hint} --res 128 --kimg 10 --out RUN` "
+            f"`retina layout {_TRAIN_COMMAND[kind]} {data_hint} --res 128 --out RUN` "
             "and pass --vessels-checkpoint RUN"
         )
     return VesselSource(kind, checkpoint, device)

@@ -62,6 +62,33 @@ else:
     app.command("train", help="Train a DR-GAN or SPADE renderer on a canonical data set.")(render_train)
 
 
+@app.command("train-sketch")
+def train_sketch(
+    data: Path | None = typer.Option(None, "--data", help="Canonical data set with photographs: (sketch draft, "
+                                     "photograph) pairs from its split=train rows."),
+    res: int = typer.Option(512, "--res", help="Training resolution, a multiple of 16 (SkrGAN: 512)."),
+    kimg: float | None = typer.Option(None, "--kimg", help="Train until this many thousand pairs have been shown "
+                                      "(default 10; on --resume the run's own total)."),
+    batch: int = typer.Option(16, "--batch", help="Batch size (SkrGAN: 16)."),
+    width: int = typer.Option(64, "--width", help="U-Net first-stage channels of G_P (U-Net: 64)."),
+    d_width: int = typer.Option(64, "--d-width", help="PatchGAN first-layer channels of D_P (pix2pix: 64)."),
+    l1_weight: float = typer.Option(100.0, "--l1-weight", help="λ of the L1 term (SkrGAN: 100)."),
+    lr: float = typer.Option(0.0002, "--lr", help="Adam learning rate of G_P and D_P (SkrGAN: 0.0002)."),
+    seed: int | None = typer.Option(None, "--seed", help="Run seed (default 0)."),
+    out: Path | None = typer.Option(None, "--out", help="Run folder (config, log.jsonl, samples/, last checkpoint)."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue the run in this folder."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Train SkrGAN's colour render mapping G_P (U-Net, PatchGAN D_P, adversarial + λ L1) on (sketch,
+    photograph) pairs; render its sketches with `retina generate --vessels sketch --render-ckpt RUN` or
+    `retina render --masks DIR --checkpoint RUN` (the sketch in masks/vessels)."""
+    from retina.render.skrgan_train import train_stage_command
+
+    model = {"res": res, "width": width, "d_width": d_width, "l1_weight": l1_weight, "lr": lr}
+    train_stage_command("render", data, model, kimg, batch, seed, out, resume, device, quiet)
+
+
 def generate(
     out: Path = typer.Option(..., "--out", help="Output folder (a new canonical data set)."),
     grades: str = typer.Option("uniform", "--grades", help="'uniform' (balanced 0-4), '4', '0,2,4' or '0-4'."),
@@ -86,6 +113,12 @@ def generate(
         False, "--resume", help="Continue a killed run from OUT.partial (give the same options again)."),
     single_od: bool = typer.Option(True, "--single-od/--raw", help="Post-process layouts: exactly one optic disc "
                                    "and a field of view without holes, as `retina layout sample` (--raw: none)."),
+    vessels: str = typer.Option("gan", "--vessels", help="gan (the layout model's own), aae (a vessel AAE redraws "
+                                "them), or sketch: SkrGAN, the sketch generator draws a sketch and the colour "
+                                "renderer (--render-ckpt from `retina render train-sketch`) renders it; no layout "
+                                "model, lesions or grades."),
+    vessels_checkpoint: Path | None = typer.Option(None, "--vessels-checkpoint", help="AAE or sketch generator "
+                                                   "checkpoint (`retina layout train-aae` / `train-sketch`)."),
 ) -> None:
     """Layout then render in one streaming pass: a balanced, labelled canonical data set."""
     from retina.common.device import resolve_device
@@ -94,4 +127,5 @@ def generate(
     generate_dataset(out, n, grades=grades, layout_ckpt=layout_ckpt, render_ckpt=render_ckpt, seed=seed, res=res,
                      batch=batch, shard=shard, device=resolve_device(device), amp=amp, truncation=truncation,
                      channels_last=channels_last, compile=compile,
-                     overwrite=overwrite, resume=resume, post_process=single_od)
+                     overwrite=overwrite, resume=resume, post_process=single_od, vessels=vessels,
+                     vessels_checkpoint=vessels_checkpoint)

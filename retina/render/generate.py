@@ -70,10 +70,15 @@ def generate_dataset(
     resume: bool = False,
     show_progress: bool = True,
     post_process: bool = True,
+    vessels: str = "gan",
+    vessels_checkpoint: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write shard ``shard`` of an ``n``-sample generation to ``out``; returns counts for the caller.
     ``post_process``: layouts get one optic disc and a solid field of view before rendering (as in
-    `retina layout sample`; each step only for the channels the layout model draws)."""
+    `retina layout sample`; each step only for the channels the layout model draws). ``vessels``: as in
+    `retina layout sample`; ``sketch`` (SkrGAN) draws a sketch with the sketch generator in
+    ``vessels_checkpoint`` and renders it with the colour renderer ``render_ckpt``: no layout model, no lesions,
+    no grades."""
     if n < 1:
         raise RetinaError(f"--n {n}: must be at least 1")
     if batch < 1:
@@ -92,7 +97,8 @@ def generate_dataset(
     indices = shard_range(n, shard_index, shard_count)
 
     pipe = Pipeline.load(layout_ckpt, render_ckpt, str(device), amp=amp, channels_last=channels_last,
-                         compile=compile, truncation=truncation, post_process=post_process)
+                         compile=compile, truncation=truncation, post_process=post_process, vessels=vessels,
+                         vessels_checkpoint=vessels_checkpoint)
     res = pipe.check_res(res)
     layout, renderer = pipe.layout, pipe.renderer
     provenance = {
@@ -101,7 +107,8 @@ def generate_dataset(
         "seed": seed,
         "seed_rule": "sample_seed(seed, global index); layout and renderer both use the sample's seed",
         "grades": grades,
-        "grade_rule": f"grade of global index i = {grade_cycle}[i % {len(grade_cycle)}]",
+        "grade_rule": "none: SkrGAN is unconditional" if pipe.unconditional else
+                      f"grade of global index i = {grade_cycle}[i % {len(grade_cycle)}]",
         "n_total": n,
         "shard": f"{shard_index}/{shard_count}",
         "index_range": [indices.start, indices.stop],
@@ -128,12 +135,12 @@ def generate_dataset(
                 for j, index in enumerate(block):
                     pipe.add_sample(writer, sample_name(index, n), index, images[j], masks[j], grade_list[j],
                                     seeds[j])
-                    counts[grade_list[j]] += 1
+                    counts["ungraded" if pipe.unconditional else grade_list[j]] += 1
                 bar.advance(len(block))
                 del masks, images  # constant memory in N: nothing of a batch outlives it
     elapsed = time.perf_counter() - start
     kind = f" — {render['note']}" if render["preview"] else ""
-    balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts))
+    balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts, key=str))
     resumed = f", {len(indices) - len(todo)} kept from an interrupted run" if len(todo) < len(indices) else ""
     fixed = f", {post_processed} layout(s) post-processed" if post_process else ""
     summary(f"generated {len(todo)} image(s){resumed} (shard {shard_index}/{shard_count}, grades {balance}{fixed}) "

@@ -44,6 +44,12 @@ def open_renderer(checkpoint: str | Path | None, device: torch.device, amp: bool
     weights, _ = checkpoint_paths(checkpoint)  # refuses pickles before anything is imported
     if not weights.is_file():
         raise RetinaError(f"{weights}: render checkpoint not found; train one with `retina render train`")
+    from retina.common.checkpoint import Checkpoint
+    from retina.render.skrgan import SketchRenderer, is_colour_renderer, load_colour_renderer
+
+    if is_colour_renderer(Checkpoint(checkpoint)):  # SkrGAN's colour render mapping (retina render train-sketch)
+        model, loaded = load_colour_renderer(checkpoint, device)
+        return SketchRenderer(model, device, loaded.short_hash, channels_last=channels_last)
     from retina.render.model import load_renderer
 
     return load_renderer(checkpoint, device, amp=amp, channels_last=channels_last, compile=compile)
