@@ -12,8 +12,9 @@ Deviations, for CPU-scale training: no progressive growing (every resolution tra
 fade-in); the loss is Eq. 1's log-likelihood GAN in its non-saturating form rather than PGGAN's WGAN-GP; the
 latent code l of Eq. 1 (z ⊙ l) is a plain Gaussian z, as in PGGAN.
 
-``sample(seeds, size)`` gives binary sketches: G_S's output > 0 (D_S sees reals in {-1, 1}), or the level that
-keeps the training drafts' mean sketch fraction where 0 would keep less.
+``sample(seeds, size)`` gives binary sketches: G_S's output > 0 (D_S sees reals in {-1, 1}), with the threshold
+moved where 0 would keep less than half or more than twice the training drafts' mean sketch fraction (an
+undertrained G_S then still draws sparse sketches rather than blobs or nothing).
 """
 
 from __future__ import annotations
@@ -185,9 +186,12 @@ class SketchGAN(nn.Module):
         """Binary sketches bool (B, size, size)."""
         logits = self.sample_logits(seeds, size)
         threshold = torch.zeros(len(logits), device=logits.device)
-        if self.config.train_fraction > 0:
-            matched = torch.quantile(logits.flatten(1).float(), 1 - self.config.train_fraction, dim=1)
-            threshold = torch.minimum(threshold, matched)
+        fraction = self.config.train_fraction
+        if fraction > 0:
+            flat = logits.flatten(1).float()
+            denser = torch.quantile(flat, max(0.0, 1 - 2 * fraction), dim=1)
+            sparser = torch.quantile(flat, 1 - fraction / 2, dim=1)
+            threshold = torch.maximum(torch.minimum(threshold, sparser), denser)
         return (logits > threshold.view(-1, 1, 1)).cpu().numpy()
 
     def tensors(self) -> dict[str, torch.Tensor]:
