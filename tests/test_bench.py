@@ -112,6 +112,19 @@ def test_unet_shape_and_bad_size():
         model(torch.zeros(1, 3, 30, 30))
 
 
+def _overfit(model, loss_fn, image, target, lr: float, steps: int) -> list[float]:
+    """Adam on the trainable parameters, one batch over and over; the loss of each step."""
+    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    history = []
+    for _ in range(steps):
+        loss = loss_fn(model(image), target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        history.append(loss.item())
+    return history
+
+
 def test_unet_overfits_one_batch_with_dice_loss():
     from retina.bench.unet import UNet, UNetConfig
 
@@ -119,15 +132,7 @@ def test_unet_overfits_one_batch_with_dice_loss():
     image = torch.randn(2, 3, 16, 16)
     target = torch.zeros(2, 1, 16, 16)
     target[:, :, 4:9, 5:11] = 1
-    loss_fn = losses.SegmentationLoss("dice")
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
-    history = []
-    for _ in range(15):
-        loss = loss_fn(model(image), target)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        history.append(loss.item())
+    history = _overfit(model, losses.SegmentationLoss("dice"), image, target, lr=1e-2, steps=15)
     assert history[-1] < 0.6 * history[0]
 
 
@@ -213,14 +218,7 @@ def test_lesionnet_dual_dice_loss_falls_on_a_tiny_overfit():
     target[1, :, 50:70, 10:30] = 1
     loss_fn = losses.SegmentationLoss("dual")
     loss_fn.dual_active = True
-    optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    history = []
-    for _ in range(8):
-        loss = loss_fn(model(image), target)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        history.append(loss.item())
+    history = _overfit(model, loss_fn, image, target, lr=3e-3, steps=8)
     assert history[-1] < 0.7 * history[0]
 
 

@@ -190,3 +190,17 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def load_model(path: str | Path, kind: str, arch: str, config_type: type, model_type: type, what: str,
+               device: torch.device | str = "cpu") -> tuple[torch.nn.Module, Checkpoint]:
+    """``model_type(config_type(**config["model"]))`` with the ``model.*`` weights of a ``kind``/``arch``
+    checkpoint, in eval mode on ``device``; any mismatch is one line naming the file and ``what`` was expected."""
+    checkpoint = Checkpoint(path).expect(kind, arch)
+    try:
+        config = config_type(**checkpoint.config["model"])
+    except (KeyError, TypeError) as error:
+        raise RetinaError(f"{checkpoint.path}: config does not describe {what} ({error})") from None
+    model = model_type(config)
+    load_module(model, checkpoint.submodule("model"), checkpoint.path)
+    return model.to(device).eval(), checkpoint

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from retina.common.checkpoint import Checkpoint, load_module, module_tensors
+from retina.common.checkpoint import Checkpoint, load_model, module_tensors
 from retina.common.errors import RetinaError
 from retina.common.seeding import torch_generator
 
@@ -203,18 +203,11 @@ class SketchGAN(nn.Module):
 
 def load_sketch_generator(path: str | Path, device: torch.device | str = "cpu") -> tuple[SketchGAN, Checkpoint]:
     """A trained sketch guidance module (``retina layout train-sketch``)."""
-    checkpoint = Checkpoint(path)
-    if checkpoint.config.get("kind") == KIND and checkpoint.config.get("arch") != ARCH:
-        raise RetinaError(f"{checkpoint.path}: a sketch checkpoint of an older kind ({checkpoint.config.get('arch')}, "
+    config = Checkpoint(path).config
+    if config.get("kind") == KIND and config.get("arch") != ARCH:
+        raise RetinaError(f"{path}: a sketch checkpoint of an older kind ({config.get('arch')}, "
                           "the AAE on sketches); train SkrGAN's sketch generator with `retina layout train-sketch`")
-    checkpoint.expect(KIND, ARCH)
-    try:
-        config = SketchGANConfig(**checkpoint.config["model"])
-    except (KeyError, TypeError) as error:
-        raise RetinaError(f"{checkpoint.path}: config does not describe a sketch generator ({error})") from None
-    model = SketchGAN(config)
-    load_module(model, checkpoint.submodule("model"), checkpoint.path)
-    return model.to(device).eval(), checkpoint
+    return load_model(path, KIND, ARCH, SketchGANConfig, SketchGAN, "a sketch generator", device)
 
 
 class SketchLayout:

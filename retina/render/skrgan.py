@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from retina.bench.unet import UNet, UNetConfig
-from retina.common.checkpoint import Checkpoint, load_module, module_tensors
+from retina.common.checkpoint import Checkpoint, load_model, module_tensors
 from retina.common.errors import RetinaError
 
 KIND = "sketch-render"
@@ -130,14 +130,8 @@ class SketchRenderer:
 
 def load_colour_renderer(path: str | Path, device: torch.device | str = "cpu") -> tuple[ColourRenderMapping,
                                                                                       Checkpoint]:
-    checkpoint = Checkpoint(path).expect(KIND, ARCH)
-    try:
-        config = ColourRenderConfig(**checkpoint.config["model"])
-    except (KeyError, TypeError) as error:
-        raise RetinaError(f"{checkpoint.path}: config does not describe a colour renderer ({error})") from None
-    model = ColourRenderMapping(config)
-    load_module(model, checkpoint.submodule("model"), checkpoint.path)
-    return model.to(device).eval(), checkpoint
+    """A trained colour render mapping (``retina render train-sketch``)."""
+    return load_model(path, KIND, ARCH, ColourRenderConfig, ColourRenderMapping, "a colour renderer", device)
 
 
 def is_colour_renderer(checkpoint: Checkpoint) -> bool:
