@@ -117,6 +117,9 @@ class Pipeline:
                 "checkpoint_sha256": None if weights is None else file_sha256(weights),
                 "channels": list(self.layout_channels), "truncation": self.truncation,
                 "vessels": getattr(self.vessels, "kind", "sketch" if self.unconditional else "gan")}
+        if self.vessels is not None:
+            info["vessels_checkpoint"] = str(self.vessels.checkpoint_path)
+            info["vessels_checkpoint_hash"] = self.vessels.checkpoint_hash
         if not self.layout.checkpoint_hash:
             info["note"] = "procedural layout prior (phantom drawing rules, not a learned model)"
         return info

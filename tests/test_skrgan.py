@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +173,24 @@ def test_vessels_sketch_refuses_mismatched_models(skrgan_runs, capsys):
         from retina.layout.aae import load_aae
 
         load_aae(root / "gs", "sketch")  # the AAE loader refuses G_S (and G_S's loader refuses the AAE)
+
+
+def test_generate_vessels_aae_redraws_the_vessel_tree(phantom, tmp_path):
+    """`retina generate --vessels aae` (the same Pipeline option): each layout's vessels are the AAE's tree for
+    that sample's seed, inside the field of view, and the provenance names the AAE checkpoint."""
+    from retina.cli import main
+    from retina.layout.aae import load_aae
+
+    main(["layout", "train-aae", "--data", str(phantom), "--res", "16", "--kimg", "0.016", "--batch", "8",
+          "--latent", "8", "--width", "8", "--out", str(tmp_path / "aae"), "--quiet", "--device", "cpu"])
+    out = tmp_path / "generated"
+    main(["generate", "--n", "2", "--res", "32", "--vessels", "aae", "--vessels-checkpoint", str(tmp_path / "aae"),
+          "--raw", "--out", str(out), "--device", "cpu"])
+    generated = CanonicalDataset(out)
+    aae, checkpoint = load_aae(tmp_path / "aae", "aae")
+    for sample in generated.samples:
+        vessels, fov = generated.load_masks(sample.name, ["vessels", "fov"])
+        tree = aae.sample([int(sample.extra["seed"])], size=32)[0]
+        assert np.array_equal(vessels, tree & fov)
+    layout = json.loads((out / "dataset.json").read_text())["provenance"]["layout"]
+    assert layout["vessels"] == "aae" and layout["vessels_checkpoint_hash"] == checkpoint.short_hash
