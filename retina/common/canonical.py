@@ -71,8 +71,11 @@ def _read_labels(path: Path) -> list[Sample]:
                 raw_grade = (row.get("grade") or "").strip()
                 grade = None if raw_grade == "" else parse_grade(raw_grade, f"{path}:{line}")
                 extra = {k: v for k, v in row.items() if k not in LABEL_COLUMNS and k is not None}
-                samples.append(Sample(name, grade, (row.get("split") or "train").strip(),
-                                      (row.get("source") or "").strip(), extra))
+                split = (row.get("split") or "").strip() or "train"  # an empty cell: a training row
+                if split not in SPLITS:
+                    raise RetinaError(f"{path}:{line}: split '{split}' is not one of {', '.join(SPLITS)}; "
+                                      "fix the split column (an empty cell means train)")
+                samples.append(Sample(name, grade, split, (row.get("source") or "").strip(), extra))
     except UnicodeDecodeError:
         raise RetinaError(f"{path}: not UTF-8 text; save labels.csv as UTF-8") from None
     except csv.Error as error:

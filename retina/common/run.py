@@ -9,6 +9,8 @@
       samples/             image grids written during training
       last.safetensors     (+ last.json)  everything needed to resume
       best.safetensors     (+ best.json)  the best so far by the run's quality metric
+      fingerprint.json     content hashes of the training rows (retina.common.fingerprint); every checkpoint's
+                           config references it under ``training_set``
 """
 
 from __future__ import annotations
@@ -96,6 +98,24 @@ class RunFolder:
 
             self._writer = SummaryWriter(str(self.path / "tensorboard"))
         return self._writer
+
+    def record_training_set(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Write the training set's fingerprint; returns the reference for checkpoint configs. A resumed run
+        must train on the same rows, or its checkpoints would claim a training set they did not see alone."""
+        from retina.common.fingerprint import FINGERPRINT_FILE, fingerprint_reference, write_fingerprint
+
+        existing = self.path / FINGERPRINT_FILE
+        if existing.is_file():
+            try:
+                before = json.loads(existing.read_text("utf-8")).get("sha256")
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                before = None
+            if before is not None and before != document["sha256"]:
+                raise RetinaError(f"{self.path}: this run trained on other rows (fingerprint {before[:12]}, now "
+                                  f"{document['sha256'][:12]}); resume on the same training set or start a new --out")
+        if not self.is_main:
+            return fingerprint_reference(document)
+        return write_fingerprint(self.path, document)
 
     def save(self, name: str, tensors: dict, config: dict[str, Any], state: dict[str, Any] | None = None) -> None:
         if self.is_main:
