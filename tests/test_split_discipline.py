@@ -267,3 +267,14 @@ def test_bench_seeds_must_be_distinct_integers(sets, tmp_path, capsys):
                          "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "--seeds '0,0'" in err
 
+
+
+def test_eval_layout_against_the_test_rows_only(sets, tmp_path, capsys):
+    report = tmp_path / "report.json"
+    assert _run(["eval", "layout", "--real", str(sets["split"]), "--fake", str(sets["other"]), "--split", "test",
+                 "--no-classifier", "--out", str(report)], capsys)[0] == 0
+    document = json.loads(report.read_text())
+    assert document["n_real"] == 5 and document["real_split"] == "test"
+    code, _, err = _run(["eval", "layout", "--real", str(sets["unsplit"]), "--fake", str(sets["other"]),
+                         "--split", "test"], capsys)
+    assert code == 2 and "no split=test rows" in err

@@ -66,17 +66,22 @@ class _ImageNetInput(nn.Module):
         return self.network(imagenet_normalise(image))
 
 
+def check_config(config: GradeConfig) -> None:
+    """Option errors first, before any data is read."""
+    if config.model not in MODELS:
+        raise RetinaError(f"--model {config.model}: unknown; use {' or '.join(MODELS)}")
+    if config.width not in ("full", "tiny"):
+        raise RetinaError(f"--width {config.width}: use full or tiny")
+
+
 def build_grader(config: GradeConfig, weights_dir: str | None = None) -> tuple[nn.Module, str]:
     """A torchvision classifier with a 5-way head and a description of its initialisation."""
     from torchvision import models
 
-    if config.model not in MODELS:
-        raise RetinaError(f"--model {config.model}: unknown; use {' or '.join(MODELS)}")
+    check_config(config)
     if config.width == "tiny":
         network = models.resnet.ResNet(models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=NUM_GRADES)
         return _ImageNetInput(network), "tiny ResNet (1 block per stage, random init; test size only)"
-    if config.width != "full":
-        raise RetinaError(f"--width {config.width}: use full or tiny")
     if config.model == "resnet50":
         network = models.resnet50(weights=None)
     else:
@@ -172,6 +177,7 @@ REAL_EXTERNAL, MIXED_EXTERNAL = "Tr-Real / Te-External", "Tr-Real & Fake / Te-Ex
 def run_grade_benchmark(real: Path, synthetic: Path, config: GradeConfig, out: Path, device: torch.device,
                         weights_dir: str | None = None, show: bool = True, seeds: list[int] | None = None,
                         external: Path | None = None, allow_leak: bool = False) -> dict:
+    check_config(config)
     seeds = seeds or [config.seed]
     real_data = FundusDataset(real, config.resolution, with_masks=False)
     real_data.index.require_grades("the grading benchmark")
