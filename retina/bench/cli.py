@@ -11,6 +11,14 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 
+# The held-out protocol's options, the same in every bench (retina/bench/protocol.py)
+SEEDS = typer.Option(None, "--seeds", help="Repeat training per seed, e.g. 0,1,2: mean ± sd (the test split stays "
+                     "that of the first seed).")
+EXTERNAL_TEST = typer.Option(None, "--test", help="External canonical set scored as well (its split=test rows, else "
+                             "all rows).")
+ALLOW_LEAK = typer.Option(False, "--allow-leak", help="Run even if the synthetic set's generators saw a test image; "
+                          "every output then says LEAKY.")
+
 
 @app.command("segment")
 def segment(
@@ -27,12 +35,9 @@ def segment(
     batch_size: int = typer.Option(4, help="Images per batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (divided by 10 halfway)."),
     seed: int = typer.Option(0, help="Seed of the split, the synthetic subset and the weights."),
-    seeds: str = typer.Option(None, "--seeds", help="Repeat training per seed, e.g. 0,1,2: mean ± sd (the test "
-                              "split stays that of the first seed)."),
-    test: Path = typer.Option(None, "--test", help="External canonical set scored as well (its split=test rows, "
-                              "else all rows)."),
-    allow_leak: bool = typer.Option(False, "--allow-leak", help="Run even if the synthetic set's generators saw a "
-                                    "test image; every output then says LEAKY."),
+    seeds: str = SEEDS,
+    test: Path = EXTERNAL_TEST,
+    allow_leak: bool = ALLOW_LEAK,
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md, plot.png."),
     save_model: bool = typer.Option(False, "--save-model", help="Also write each model as a segmenter checkpoint."),
     weights_dir: str = typer.Option(None, "--weights-dir", help="Folder with ImageNet weights (inception_v3)."),
@@ -61,12 +66,9 @@ def grade(
     batch_size: int = typer.Option(8, help="Images per batch."),
     lr: float = typer.Option(1e-4, help="Adam learning rate."),
     seed: int = typer.Option(0, help="Seed of the split and the weights."),
-    seeds: str = typer.Option(None, "--seeds", help="Repeat training per seed, e.g. 0,1,2: mean ± sd (the test "
-                              "split stays that of the first seed)."),
-    test: Path = typer.Option(None, "--test", help="External canonical set scored as well (its split=test rows, "
-                              "else all rows)."),
-    allow_leak: bool = typer.Option(False, "--allow-leak", help="Run even if the synthetic set's generators saw a "
-                                    "test image; every output then says LEAKY."),
+    seeds: str = SEEDS,
+    test: Path = EXTERNAL_TEST,
+    allow_leak: bool = ALLOW_LEAK,
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md, tpr.png."),
     weights_dir: str = typer.Option(None, "--weights-dir", help="Folder with ImageNet weights."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
@@ -92,12 +94,9 @@ def vessels(
     finetune_epochs: int = typer.Option(20, help="Epochs on the real training split."),
     batch_size: int = typer.Option(4, help="Images per batch."),
     seed: int = typer.Option(0, help="Seed of the split and the weights."),
-    seeds: str = typer.Option(None, "--seeds", help="Repeat training per seed, e.g. 0,1,2: mean ± sd (the test "
-                              "split stays that of the first seed)."),
-    test: Path = typer.Option(None, "--test", help="External canonical set scored as well (its split=test rows, "
-                              "else all rows)."),
-    allow_leak: bool = typer.Option(False, "--allow-leak", help="Run even if the synthetic set's generators saw a "
-                                    "test image; every output then says LEAKY."),
+    seeds: str = SEEDS,
+    test: Path = EXTERNAL_TEST,
+    allow_leak: bool = ALLOW_LEAK,
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:

@@ -17,17 +17,9 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from retina.bench import protocol
 from retina.bench.metrics import grading_metrics
-from retina.bench.protocol import (
-    LEAKY,
-    aggregate,
-    check_leaks,
-    external_test,
-    leak_banner,
-    paired_gain,
-    pm,
-    split_real,
-)
+from retina.bench.protocol import LEAKY, pm
 from retina.bench.segment import subset_by_name, train_epoch
 from retina.common.dataset import FundusDataset
 from retina.common.errors import RetinaError
@@ -181,18 +173,18 @@ def run_grade_benchmark(real: Path, synthetic: Path, config: GradeConfig, out: P
     seeds = seeds or [config.seed]
     real_data = FundusDataset(real, config.resolution, with_masks=False)
     real_data.index.require_grades("the grading benchmark")
-    split = split_real(real_data.index, seeds[0], log=show)
+    split = protocol.split_real(real_data.index, seeds[0], log=show)
     real_train, real_test = subset_by_name(real_data, split["train"]), subset_by_name(real_data, split["test"])
     tests = [(real_data.index, split["test"])]
     external_data = None
     if external is not None:
-        external_index, external_names, external_how = external_test(external)
+        external_index, external_names, external_how = protocol.external_test(external)
         external_index.require_grades(f"scoring --test {external}")
         external_data = subset_by_name(FundusDataset(external_index, config.resolution, with_masks=False),
                                        external_names)
         tests.append((external_index, external_names))
         split["external"] = {"path": str(external), "method": external_how, "test": external_names}
-    leak = check_leaks(synthetic, tests, allow_leak)
+    leak = protocol.check_leaks(synthetic, tests, allow_leak)
     synthetic_data = FundusDataset(synthetic, config.resolution, with_masks=False)
     synthetic_data.index.require_grades("the grading benchmark")
 
@@ -216,12 +208,12 @@ def run_grade_benchmark(real: Path, synthetic: Path, config: GradeConfig, out: P
             results[MIXED_EXTERNAL] = evaluate_grader(model, external_data, device)
         runs.append({"seed": seed, "results": results,
                      "train_loss": {"real": losses_real, "real_and_fake": losses_mixed}})
-    mean, sd = aggregate([r["results"] for r in runs])
-    gains = {f"{what} gain from synthetic, Te-Real": paired_gain(
+    mean, sd = protocol.aggregate([r["results"] for r in runs])
+    gains = {f"{what} gain from synthetic, Te-Real": protocol.paired_gain(
         [r["results"][MIXED] for r in runs], [r["results"][REAL] for r in runs], lambda m, w=what: m[w])
         for what in ("accuracy", "kappa")}
     if external_data is not None:
-        gains.update({f"{what} gain from synthetic, Te-External": paired_gain(
+        gains.update({f"{what} gain from synthetic, Te-External": protocol.paired_gain(
             [r["results"][MIXED_EXTERNAL] for r in runs], [r["results"][REAL_EXTERNAL] for r in runs],
             lambda m, w=what: m[w]) for what in ("accuracy", "kappa")})
     document = {
@@ -233,7 +225,7 @@ def run_grade_benchmark(real: Path, synthetic: Path, config: GradeConfig, out: P
         "runs": runs, "paper_resnet50": {"table3": DRGAN_TABLE_3, "table5_tpr": DRGAN_TABLE_5_TPR},
     }
     out.mkdir(parents=True, exist_ok=True)
-    banner = leak_banner(leak)
+    banner = protocol.leak_banner(leak)
     table = grade_table(mean, sd if len(runs) > 1 else None) + "\n\n" + gain_lines(gains)
     seeds_note = f", mean ± sd over seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else f", seed {seeds[0]}"
     write_text_atomic(out / "results.json", json.dumps(document, indent=2) + "\n")

@@ -16,16 +16,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from retina.bench.protocol import (
-    LEAKY,
-    aggregate,
-    check_leaks,
-    external_test,
-    leak_banner,
-    paired_gain,
-    pm,
-    split_real,
-)
+from retina.bench import protocol
+from retina.bench.protocol import LEAKY, pm
 from retina.bench.segment import (
     ModelSpec,
     TrainConfig,
@@ -68,18 +60,18 @@ def run_vessel_benchmark(real: Path, synthetic: Path, config: VesselConfig, out:
     seeds = seeds or [config.seed]
     spec = ModelSpec(model="unet", channels=("vessels",), resolution=config.resolution, width=config.width)
     real_index = FundusDataset(real, config.resolution, channels=("vessels",)).index
-    split = split_real(real_index, seeds[0], log=show)
+    split = protocol.split_real(real_index, seeds[0], log=show)
     real_train = subset_by_name(FundusDataset(real_index, config.resolution, channels=("vessels",)), split["train"])
     real_test, fov_index = _scoring_set(real_index, split["test"], config.resolution)
     tests = [(real_index, split["test"])]
     external_set = None
     if external is not None:
-        external_index, external_names, external_how = external_test(external)
+        external_index, external_names, external_how = protocol.external_test(external)
         external_index.require_channels(["vessels"], f"scoring --test {external} on the same channels")
         external_set = _scoring_set(external_index, external_names, config.resolution)
         tests.append((external_index, external_names))
         split["external"] = {"path": str(external), "method": external_how, "test": external_names}
-    leak = check_leaks(synthetic, tests, allow_leak)
+    leak = protocol.check_leaks(synthetic, tests, allow_leak)
     synthetic_data = FundusDataset(synthetic, config.resolution, channels=("vessels",))
 
     def pick(m: dict) -> dict:
@@ -112,10 +104,10 @@ def run_vessel_benchmark(real: Path, synthetic: Path, config: VesselConfig, out:
         train(synthetic_data, config.pretrain_epochs, pretrained, "vessels: pre-train synthetic")
         train(real_train, config.finetune_epochs, pretrained, "vessels: fine-tune real")
         runs.append({"seed": seed, "with": score(pretrained), "without": without})
-    mean, sd = aggregate([{k: r[k] for k in ("with", "without")} for r in runs])
+    mean, sd = protocol.aggregate([{k: r[k] for k in ("with", "without")} for r in runs])
     parts = ["real"] + (["external"] if external_set is not None else [])
     results = {name: mean[name]["real"] for name in ("with", "without")}
-    gains = {f"AUC gain from synthetic pre-training, {part}": paired_gain(
+    gains = {f"AUC gain from synthetic pre-training, {part}": protocol.paired_gain(
         [r["with"][part] for r in runs], [r["without"][part] for r in runs], lambda m: m["auc"]) for part in parts}
     document = {"benchmark": "vessels", "protocol": "SkrGAN (Zhang et al. 2019) Table 2",
                 "model_description": f"U-Net width {config.width} (random init)", "config": asdict(config),
@@ -132,7 +124,7 @@ def run_vessel_benchmark(real: Path, synthetic: Path, config: VesselConfig, out:
                          f"{pm(m['auc'], s.get('auc'))} |")
     table = "\n".join(lines) + "\n\n" + "\n".join(
         f"- {name}: {pm(g['mean'], g['sd'], signed=True)}" for name, g in gains.items())
-    banner = leak_banner(leak)
+    banner = protocol.leak_banner(leak)
     seeds_note = f", mean ± sd over seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else f", seed {seeds[0]}"
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "results.json", json.dumps(document, indent=2) + "\n")
