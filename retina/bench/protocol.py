@@ -54,13 +54,14 @@ def split_real(index: CanonicalDataset, seed: int, test_fraction: float = TEST_F
     return {"method": how, "train": train, "test": test, "val_rows_unused": len(index.subset(VAL))}
 
 
-def external_test(path: Path) -> tuple[CanonicalDataset, list[str], str]:
-    """``--test DIR``: its split=test rows, else all its rows."""
+def external_test(path: Path, log: bool = True) -> tuple[CanonicalDataset, list[str], str]:
+    """``--test DIR``: its split=test rows, else all its rows (said in one line)."""
     index = CanonicalDataset(path)
     test = index.subset(TEST)
-    if test:
-        return index, [s.name for s in test], "its split=test rows"
-    return index, index.names, "all its rows (it has no split=test rows)"
+    names, how = ([s.name for s in test], "its split=test rows") if test else (
+        index.names, "all its rows (it has no split=test rows)")
+    summary(f"bench: external test set {path}: {len(names)} images, {how}", log)
+    return index, names, how
 
 
 def check_leaks(synthetic: Path | None, tests: Sequence[tuple[CanonicalDataset, Sequence[str]]],
@@ -72,8 +73,9 @@ def check_leaks(synthetic: Path | None, tests: Sequence[tuple[CanonicalDataset, 
     if not overlaps and not unverifiable:
         return {"leaky": False, "overlaps": [], "unverifiable": [], "checked": "by content hash"}
     if overlaps:
-        shown = "; ".join(overlaps[:4]) + (f"; and {len(overlaps) - 4} more" if len(overlaps) > 4 else "")
-        message = f"{synthetic}: saw {len(overlaps)} test image(s), matched by content: {shown}"
+        shown = ", ".join(overlaps[:4]) + (f", and {len(overlaps) - 4} more" if len(overlaps) > 4 else "")
+        total = sum(len(names) for _, names in tests)
+        message = f"{synthetic}: saw {len(overlaps)} of the {total} test images, matched by content: {shown}"
     else:
         message = f"{synthetic}: cannot be checked for leaks: {'; '.join(unverifiable)}"
     if not allow_leak:

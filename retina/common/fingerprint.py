@@ -165,8 +165,8 @@ def find_leaks(synthetic: CanonicalDataset, tests: Sequence[tuple[CanonicalDatas
                ) -> tuple[list[str], list[str]]:
     """Test images that the synthetic set's generators trained on, or that the set itself contains, by content.
 
-    Returns ``(overlaps, unverifiable)``: one line per test image seen (which generator, under which name), and
-    the learned generators without a fingerprint.
+    Returns ``(overlaps, unverifiable)``: one entry per test image seen ("SET/NAME (how it was seen)"), and the
+    learned generators without a fingerprint.
     """
     records, unverifiable = generator_records(synthetic)
     indexes = [(ContentIndex(data), data, names) for data, names in tests]
@@ -189,12 +189,13 @@ def find_leaks(synthetic: CanonicalDataset, tests: Sequence[tuple[CanonicalDatas
             by_masks[channels] = table
         return by_masks[channels]
 
-    overlaps: set[str] = set()
+    seen: dict[str, set[str]] = {}  # test image -> how the synthetic set saw it
 
     def match(image: str | None, channels: tuple[str, ...], masks: str | None, seen_as: str) -> None:
         hits = by_image.get(image, []) if image is not None else []
         hits = hits + (masks_of(channels).get(masks, []) if masks is not None and channels else [])
-        overlaps.update(f"{hit} ({seen_as})" for hit in hits)
+        for hit in hits:
+            seen.setdefault(hit, set()).add(seen_as)
 
     for record in records:
         document = record.get("training_set") or {}
@@ -207,4 +208,5 @@ def find_leaks(synthetic: CanonicalDataset, tests: Sequence[tuple[CanonicalDatas
     for name in synthetic.names:
         match(own.image(name), tuple(synthetic.channels), own.masks(name, synthetic.channels),
               f"in the synthetic set as {name}")
-    return sorted(overlaps), unverifiable
+    overlaps = [f"{image} ({'; '.join(sorted(ways))})" for image, ways in sorted(seen.items())]
+    return overlaps, unverifiable
