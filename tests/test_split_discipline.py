@@ -176,6 +176,11 @@ def test_generated_sets_carry_their_generators_fingerprints(layout_run, sets, tm
     main(["layout", "sample", "--checkpoint", str(layout_run), "--n", "2", "--res", "16", "--device", "cpu",
           "--out", str(sampled)])
     assert generator_records(CanonicalDataset(sampled))[0][0]["training_set"]["sha256"] == fingerprint["sha256"]
+    rendered = tmp_path / "rendered"  # rendering those masks keeps the layout model's record (nested provenance)
+    main(["render", "--masks", str(sampled), "--out", str(rendered), "--device", "cpu"])
+    records, _ = generator_records(CanonicalDataset(rendered))
+    assert sorted(r["role"] for r in records) == ["layout", "renderer"]
+    assert next(r for r in records if r["role"] == "layout")["training_set"]["sha256"] == fingerprint["sha256"]
     # a fingerprint file that is not the checkpoint's is refused
     (layout_run / FINGERPRINT_FILE).write_text(json.dumps({**fingerprint, "sha256": "0" * 64}))
     try:
@@ -278,3 +283,19 @@ def test_eval_layout_against_the_test_rows_only(sets, tmp_path, capsys):
     code, _, err = _run(["eval", "layout", "--real", str(sets["unsplit"]), "--fake", str(sets["other"]),
                          "--split", "test"], capsys)
     assert code == 2 and "no split=test rows" in err
+
+
+def test_a_generated_set_without_fingerprints_cannot_be_checked(sets, tmp_path):
+    from retina.bench.protocol import check_leaks
+
+    old = tmp_path / "old"
+    shutil.copytree(sets["synthetic"], old)
+    info = json.loads((old / "dataset.json").read_text())
+    info["provenance"] = {"command": "generate", "renderer": {"name": "drgan", "checkpoint_sha256": "ab"}}
+    (old / "dataset.json").write_text(json.dumps(info))
+    real = CanonicalDataset(sets["split"])
+    tests = [(real, [s.name for s in real.subset("test")])]
+    with pytest.raises(RetinaError, match="cannot be checked for leaks: its generators"):
+        check_leaks(old, tests, allow_leak=False)
+    assert check_leaks(old, tests, allow_leak=True)["leaky"]
+    assert not check_leaks(sets["synthetic"], tests, allow_leak=False)["leaky"]  # a phantom: drawn by rules

@@ -40,6 +40,8 @@ def split_real(index: CanonicalDataset, seed: int, test_fraction: float = TEST_F
     test = [s.name for s in index.subset(TEST)]
     if test:
         how = "the data set's split=test rows"
+        summary(f"bench: testing on the {len(test)} split=test rows of {index.root}, training on its {len(train)} "
+                f"split=train rows ({len(index.subset(VAL))} val rows unused)", log)
     else:
         names = sorted(train)
         order = np.random.default_rng(seed).permutation(len(names))

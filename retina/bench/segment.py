@@ -342,7 +342,10 @@ def run_segment_benchmark(real: Path, synthetic: Path | None, ratios: list[float
     if show:
         print(banner + table)
     best = max(rows, key=lambda r: r["metrics"]["mean"]["f1"])
-    external_best = f", external F1 {pm(best['external']['mean']['f1'])}" if "external" in best else ""
+    external_best = ""
+    if "external" in best:
+        external_sd = (best["external_sd"] or {}).get("mean", {}).get("f1")
+        external_best = f", external F1 {pm(best['external']['mean']['f1'], external_sd)}"
     summary(f"bench segment{' (' + LEAKY + ')' if leak['leaky'] else ''}: {len(rows)} ratios x {len(seeds)} seed(s), "
             f"best mean F1 {pm(best['metrics']['mean']['f1'], best['sd']['mean']['f1'] if best['sd'] else None)}"
             f"{external_best} at {best['ratio']:.0%} synthetic ({description}) -> {out}", show)

@@ -1,5 +1,9 @@
 """Training loop of the layout GANs (StyleGAN2-ADA or ACGAN) with resume, DDP and best-checkpoint selection.
 
+Data (retina.common.split): the masks of the set's split=train rows; ``best.safetensors`` is the snapshot with the
+lowest layout score against its split=val masks (the training masks when it has none, said in one line); the
+training rows' fingerprint is written to the run folder and referenced in every checkpoint.
+
 Per D step: ``g_steps`` generator steps (Son et al.: 2), then one D step on reals and the last fakes, lazy R1
 every ``r1_interval`` D steps, ADA p update every ``ada_interval`` D steps, EMA of G. Sparse lesion channels
 make D's job easy (Son et al.), so D never sees hard masks: real and fake masks alike are softened by a
@@ -37,6 +41,7 @@ from retina.common.distributed import (
     shutdown,
 )
 from retina.common.errors import RetinaError
+from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.imageio import write_png, write_text_atomic
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
@@ -154,8 +159,6 @@ class LayoutTrainer:
         # best.safetensors is chosen on held-out masks: the val rows (else, said once, the training rows)
         selection, self.selected_on = selection_rows(index, "layout best checkpoint", self.context.is_main)
         self.selection, self.selection_grades, _ = load_real_masks(index, gen.res, selection[:config.eval_n])
-        from retina.common.fingerprint import fingerprint, fingerprint_reference
-
         self._fingerprint = fingerprint([(index, train_rows)])
         self.training_set = fingerprint_reference(self._fingerprint)
         if gen.channels and tuple(gen.channels) != channels:
