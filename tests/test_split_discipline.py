@@ -204,7 +204,8 @@ def test_bench_refuses_a_leaky_synthetic_set_and_labels_allow_leak(sets, tmp_pat
                          str(tmp_path / "refused")], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "--allow-leak" in err
     first_test = err.split("matched by content: ")[1].split(" ")[0]  # e.g. unsplit/phantom_00003
-    assert first_test.startswith("unsplit/phantom_") and "trained on" in err
+    assert first_test.startswith("unsplit/phantom_") and f"{first_test} (layout stylegan)" in err
+    assert "saw 4 of the 4 test images" in err  # a seeded 20 % of the 20 rows, all trained on
     assert not (tmp_path / "refused").exists()
 
     out = tmp_path / "leaky"
@@ -224,7 +225,7 @@ def test_bench_refuses_a_set_rendered_from_test_masks(sets, tmp_path, capsys):
                          "--width", "8", "--pretrain-epochs", "1", "--finetune-epochs", "1", "--device", "cpu",
                          "--out", str(tmp_path / "v")], capsys)
     test_names = [n for n, s in _splits(sets["split"]).items() if s == "test"]
-    assert code == 2 and f"split/{sorted(test_names)[0]} (in the synthetic set as" in err
+    assert code == 2 and f"split/{sorted(test_names)[0]} (in the synthetic set)" in err
 
 
 def test_bench_with_a_proper_split_seeds_and_external_test(layout_run, sets, tmp_path, capsys):
@@ -299,3 +300,20 @@ def test_a_generated_set_without_fingerprints_cannot_be_checked(sets, tmp_path):
         check_leaks(old, tests, allow_leak=False)
     assert check_leaks(old, tests, allow_leak=True)["leaky"]
     assert not check_leaks(sets["synthetic"], tests, allow_leak=False)["leaky"]  # a phantom: drawn by rules
+
+
+def test_leaks_are_matched_by_content_not_by_name(sets, tmp_path):
+    from retina.bench.protocol import check_leaks
+    from retina.common.canonical import CanonicalWriter
+
+    real = CanonicalDataset(sets["split"])
+    test = [s for s in real.samples if s.split == "test"]
+    with CanonicalWriter(tmp_path / "renamed") as writer:  # a test image under another name, re-encoded
+        writer.add("copy_0", image=real.load_image(test[0].name), masks=dict(zip(
+            real.channels, real.load_masks(test[0].name), strict=True)), grade=test[0].grade)
+    with pytest.raises(RetinaError, match=rf"saw 1 of the 5 test images.*split/{test[0].name} \(in the synthetic "
+                                          r"set as copy_0\)"):
+        check_leaks(tmp_path / "renamed", [(real, [s.name for s in test])], allow_leak=False)
+    # same names, other content: no leak
+    assert not check_leaks(sets["synthetic"], [(CanonicalDataset(sets["unsplit"]), ["phantom_00000"])],
+                           allow_leak=False)["leaky"]

@@ -165,8 +165,9 @@ def find_leaks(synthetic: CanonicalDataset, tests: Sequence[tuple[CanonicalDatas
                ) -> tuple[list[str], list[str]]:
     """Test images that the synthetic set's generators trained on, or that the set itself contains, by content.
 
-    Returns ``(overlaps, unverifiable)``: one entry per test image seen ("SET/NAME (how it was seen)"), and the
-    learned generators without a fingerprint.
+    Returns ``(overlaps, unverifiable)``: one entry per test image seen, e.g. ``"SET/NAME (layout stylegan, renderer
+    drgan as OTHER)"`` (trained on by both, the renderer under another name), and the learned generators without a
+    fingerprint.
     """
     records, unverifiable = generator_records(synthetic)
     indexes = [(ContentIndex(data), data, names) for data, names in tests]
@@ -191,22 +192,22 @@ def find_leaks(synthetic: CanonicalDataset, tests: Sequence[tuple[CanonicalDatas
 
     seen: dict[str, set[str]] = {}  # test image -> how the synthetic set saw it
 
-    def match(image: str | None, channels: tuple[str, ...], masks: str | None, seen_as: str) -> None:
+    def match(image: str | None, channels: tuple[str, ...], masks: str | None, who: str, as_name: str) -> None:
         hits = by_image.get(image, []) if image is not None else []
         hits = hits + (masks_of(channels).get(masks, []) if masks is not None and channels else [])
-        for hit in hits:
-            seen.setdefault(hit, set()).add(seen_as)
+        for hit in hits:  # the name it was seen under only where it differs: content, not names, matched
+            seen.setdefault(hit, set()).add(who if hit.endswith(f"/{as_name}") else f"{who} as {as_name}")
 
     for record in records:
         document = record.get("training_set") or {}
         sets = document.get("sets", [])
         for entry in document.get("samples", []):
             channels = tuple(sets[entry.get("set", 0)]["channels"]) if sets else ()
-            match(entry.get("image"), channels, entry.get("masks"),
-                  f"{record['role']} {record['name']} trained on {entry['name']}")
+            match(entry.get("image"), channels, entry.get("masks"), f"{record['role']} {record['name']}",
+                  entry["name"])
     own = ContentIndex(synthetic)
     for name in synthetic.names:
         match(own.image(name), tuple(synthetic.channels), own.masks(name, synthetic.channels),
-              f"in the synthetic set as {name}")
-    overlaps = [f"{image} ({'; '.join(sorted(ways))})" for image, ways in sorted(seen.items())]
+              "in the synthetic set", name)
+    overlaps = [f"{image} ({', '.join(sorted(ways))})" for image, ways in sorted(seen.items())]
     return overlaps, unverifiable
