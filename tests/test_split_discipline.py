@@ -95,12 +95,14 @@ def test_split_bad_options_are_one_line(sets, argv, message, capsys):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_unknown_split_value_is_refused(tmp_path):
+def test_unknown_split_value_is_refused_and_no_split_column_means_train(tmp_path):
     root = tmp_path / "bad"
     root.mkdir()
     (root / "labels.csv").write_text("name,grade,split,source\ns0,1,validation,t\n")
     with pytest.raises(RetinaError, match=r"labels.csv:2: split 'validation' is not one of train, val, test"):
         CanonicalDataset(root)
+    (root / "labels.csv").write_text("name,grade,source\ns0,1,t\ns1,2,t\n")
+    assert [s.split for s in CanonicalDataset(root).samples] == ["train", "train"]
 
 
 def test_selection_falls_back_to_training_rows_and_says_so(sets, capsys):

@@ -5,7 +5,8 @@
     DIR/
       images/NAME.png              colour photograph (absent for layout-only sets)
       masks/<channel>/NAME.png     binary 0/255, one folder per channel in retina.common.schema
-      labels.csv                   name,grade,split,source[,extra columns...]
+      labels.csv                   name,grade,split,source[,extra columns...]  (split: train|val|test; an empty
+                                   cell or no split column means train)
       dataset.json                 channels present, resolution, provenance
 
 A channel folder may be missing (grades-only sets, layout sets without vessels): readers report which
@@ -53,7 +54,8 @@ def _read_labels(path: Path) -> list[Sample]:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
-            missing = [c for c in LABEL_COLUMNS if c not in columns]
+            # split may be absent (a hand-made set): every row is then a training row (retina.common.split)
+            missing = [c for c in LABEL_COLUMNS if c not in columns and c != "split"]
             if missing:
                 raise RetinaError(
                     f"{path}: missing column(s) {', '.join(missing)}; the header must start with "

@@ -6,9 +6,9 @@
   to its training rows, said in one log line: optimistic, but never the test rows.
 * ``split=test`` rows are read by evaluations only (``retina bench``, ``retina eval``), never by a trainer.
 
-Every row has a split: labels.csv must have the column, and an empty cell means ``train``, so a set made without
-a split (e.g. an import of a source without one) is all training rows; trainers say so in one line, since nothing
-of such a set is held out. ``retina data split`` writes the column.
+Every row has a split: an empty cell, or a labels.csv without the column, means ``train``, so a set made without a
+split is all training rows; trainers say so in one line, since nothing of such a set is held out. Any other value
+than train, val or test is refused when labels.csv is read. ``retina data split`` writes the column.
 """
 
 from __future__ import annotations
