@@ -319,3 +319,13 @@ def test_leaks_are_matched_by_content_not_by_name(sets, tmp_path):
     # same names, other content: no leak
     assert not check_leaks(sets["synthetic"], [(CanonicalDataset(sets["unsplit"]), ["phantom_00000"])],
                            allow_leak=False)["leaky"]
+
+
+def test_resume_on_other_rows_is_refused_before_anything_is_written(layout_run, sets, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(layout_run, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    code, _, err = _run(["layout", "train", "--resume", str(run), "--data", str(sets["unsplit"]), "--kimg", "0.016",
+                         "--quiet", "--device", "cpu"], capsys)
+    assert code == 2 and "trained on other rows" in err
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

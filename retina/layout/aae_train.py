@@ -18,7 +18,7 @@ from retina.common.checkpoint import load_module, rng_state, set_rng_state
 from retina.common.dataset import resize_image, resize_masks
 from retina.common.device import resolve_device
 from retina.common.errors import RetinaError
-from retina.common.fingerprint import fingerprint
+from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.seeding import seed_everything
@@ -67,8 +67,8 @@ def train_aae(config: AAETrainConfig, out: str | Path, resume: bool = False, dev
     """Train (or resume) an AAE run in ``out``; returns the path of ``last.safetensors``."""
     run_device = resolve_device(device)
     maps, training_set = load_training_maps(config.data, config.model.res, config.kind)  # before any output exists
-    run = RunFolder(out, {"kind": config.kind, **asdict(config)}, resume=resume)
-    reference = run.record_training_set(training_set)
+    run = RunFolder(out, {"kind": config.kind, **asdict(config)}, resume=resume, training_set=training_set)
+    reference = fingerprint_reference(training_set)
     seed_everything(config.seed)
     if not resume:
         config.model.train_fraction = round(float(maps.mean()), 6)

@@ -180,8 +180,8 @@ class LayoutTrainer:
         self.ada = AdaptiveAugment(t.ada_target, t.ada_interval, t.ada_kimg)
         self.cur_nimg, self.step, self.fakes_drawn = 0, 0, 0
         self.best_score = math.inf
-        self.run = RunFolder(config.out, self._checkpoint_config(), resume=resume, is_main=self.context.is_main)
-        self.run.record_training_set(self._fingerprint)
+        self.run = RunFolder(config.out, self._checkpoint_config(), resume=resume, is_main=self.context.is_main,
+                             training_set=self._fingerprint)
         if checkpoint is not None:
             self._restore(checkpoint)
         self._blurred_channels = None  # all

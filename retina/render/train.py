@@ -275,8 +275,7 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
     run_config = {"kind": "render", **config.to_dict(), "grading_dim": grading_dim,
                   "perceptual_active": perceptual is not None, "data": str(data),
                   "init": str(init) if init else None, "training_set": fingerprint_reference(training_set)}
-    run = RunFolder(out, run_config, resume=resume, is_main=is_main)
-    run.record_training_set(training_set)
+    run = RunFolder(out, run_config, resume=resume, is_main=is_main, training_set=training_set)
     if previous is None:
         run.log({"event": "start", "stage": config.stage, "arch": config.arch,
                  "perceptual": perceptual is not None, "agm": space is not None})
