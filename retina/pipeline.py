@@ -68,6 +68,14 @@ class Pipeline:
         from retina.render.infer import renderer_info
 
         self._render_info = renderer_info(renderer, render_checkpoint)
+        from retina.common.fingerprint import generator_record
+
+        # with their training sets' fingerprints: what `retina bench` checks synthetic sets against for leaks
+        self._generators = [
+            generator_record("layout", layout.name, layout_checkpoint, learned=bool(layout.checkpoint_hash)),
+            generator_record("renderer", renderer.name, render_checkpoint,
+                             learned=bool(getattr(renderer, "checkpoint_hash", ""))),
+        ]
 
     @classmethod
     def load(cls, layout: str | Path | None = None, renderer: str | Path | None = None, device: str = "auto", *,
@@ -127,7 +135,7 @@ class Pipeline:
     def provenance(self) -> dict[str, Any]:
         info = {"layout": dict(self._layout_info), "renderer": dict(self._render_info),
                 "post_process": "one optic disc, solid field of view" if self.post_process else "none (--raw)",
-                "preview": self.preview}
+                "preview": self.preview, "generators": [dict(r) for r in self._generators]}
         if self._render_info["preview"]:
             info["note"] = self._render_info["note"]
         return info

@@ -11,6 +11,14 @@ import typer
 
 app = typer.Typer(no_args_is_help=True)
 
+# The held-out protocol's options, the same in every bench (retina/bench/protocol.py)
+SEEDS = typer.Option(None, "--seeds", help="Repeat training per seed, e.g. 0,1,2: mean ± sd (the test split stays "
+                     "that of the first seed).")
+EXTERNAL_TEST = typer.Option(None, "--test", help="External canonical set scored as well (its split=test rows, else "
+                             "all rows).")
+ALLOW_LEAK = typer.Option(False, "--allow-leak", help="Run even if the synthetic set's generators saw a test image; "
+                          "every output then says LEAKY.")
+
 
 @app.command("segment")
 def segment(
@@ -28,12 +36,16 @@ def segment(
     batch_size: int = typer.Option(4, help="Images per batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (divided by 10 halfway)."),
     seed: int = typer.Option(0, help="Seed of the split, the synthetic subset and the weights."),
+    seeds: str = SEEDS,
+    test: Path = EXTERNAL_TEST,
+    allow_leak: bool = ALLOW_LEAK,
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md, plot.png."),
     save_model: bool = typer.Option(False, "--save-model", help="Also write each model as a segmenter checkpoint."),
     weights_dir: str = typer.Option(None, "--weights-dir", help="Folder with ImageNet weights (inception_v3)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
     """Son et al. Table 1(c): lesion segmentation vs the share of synthetic training images."""
+    from retina.bench.protocol import parse_seeds
     from retina.bench.segment import ModelSpec, TrainConfig, parse_channels, parse_ratios, run_segment_benchmark
     from retina.common.device import resolve_device
 
@@ -41,7 +53,7 @@ def segment(
     train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
                         loss=loss or ("dual" if model.startswith("lesionnet") else "dice"), seed=seed)
     run_segment_benchmark(real, synthetic, parse_ratios(ratios), spec, train, out, resolve_device(device),
-                          weights_dir, save_model)
+                          weights_dir, save_model, seeds=parse_seeds(seeds, seed), external=test, allow_leak=allow_leak)
 
 
 @app.command("grade")
@@ -55,17 +67,22 @@ def grade(
     batch_size: int = typer.Option(8, help="Images per batch."),
     lr: float = typer.Option(1e-4, help="Adam learning rate."),
     seed: int = typer.Option(0, help="Seed of the split and the weights."),
+    seeds: str = SEEDS,
+    test: Path = EXTERNAL_TEST,
+    allow_leak: bool = ALLOW_LEAK,
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md, tpr.png."),
     weights_dir: str = typer.Option(None, "--weights-dir", help="Folder with ImageNet weights."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
     """DR-GAN Tables III/V: Tr-Real/Te-Fake and Tr-Real&Fake/Te-Real accuracy, kappa, per-class TPR."""
     from retina.bench.grade import GradeConfig, run_grade_benchmark
+    from retina.bench.protocol import parse_seeds
     from retina.common.device import resolve_device
 
     config = GradeConfig(model=model, width=width, resolution=res, epochs=epochs, batch_size=batch_size,
                          learning_rate=lr, seed=seed)
-    run_grade_benchmark(real, synthetic, config, out, resolve_device(device), weights_dir)
+    run_grade_benchmark(real, synthetic, config, out, resolve_device(device), weights_dir,
+                        seeds=parse_seeds(seeds, seed), external=test, allow_leak=allow_leak)
 
 
 @app.command("vessels")
@@ -78,13 +95,18 @@ def vessels(
     finetune_epochs: int = typer.Option(20, help="Epochs on the real training split."),
     batch_size: int = typer.Option(4, help="Images per batch."),
     seed: int = typer.Option(0, help="Seed of the split and the weights."),
+    seeds: str = SEEDS,
+    test: Path = EXTERNAL_TEST,
+    allow_leak: bool = ALLOW_LEAK,
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
     """SkrGAN Table 2: vessel U-Net with and without synthetic pre-training (SEN, ACC, AUC)."""
+    from retina.bench.protocol import parse_seeds
     from retina.bench.vessels import VesselConfig, run_vessel_benchmark
     from retina.common.device import resolve_device
 
     config = VesselConfig(resolution=res, width=width, pretrain_epochs=pretrain_epochs,
                           finetune_epochs=finetune_epochs, batch_size=batch_size, seed=seed)
-    run_vessel_benchmark(real, synthetic, config, out, resolve_device(device))
+    run_vessel_benchmark(real, synthetic, config, out, resolve_device(device), seeds=parse_seeds(seeds, seed),
+                         external=test, allow_leak=allow_leak)

@@ -2,7 +2,8 @@
 
 Settings (Sec. IV-D): Tr-Real / Te-Fake (a grader trained on real images, tested on the synthetic set),
 Tr-Real / Te-Real (the baseline) and Tr-Real & Fake / Te-Real (synthetic images added to training).
-Metrics: accuracy, quadratic weighted kappa, per-class true positive rate.
+Metrics: accuracy, quadratic weighted kappa, per-class true positive rate. Test images, leak refusal, the
+external ``--test`` set and ``--seeds``: retina.bench.protocol.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
+from retina.bench import protocol
 from retina.bench.metrics import grading_metrics
-from retina.bench.segment import split_real, subset_by_name, train_epoch
+from retina.bench.protocol import LEAKY, pm
+from retina.bench.segment import subset_by_name, train_epoch
 from retina.common.dataset import FundusDataset
 from retina.common.errors import RetinaError
 from retina.common.imageio import atomic_path, write_text_atomic
@@ -55,17 +58,22 @@ class _ImageNetInput(nn.Module):
         return self.network(imagenet_normalise(image))
 
 
+def check_config(config: GradeConfig) -> None:
+    """Option errors first, before any data is read."""
+    if config.model not in MODELS:
+        raise RetinaError(f"--model {config.model}: unknown; use {' or '.join(MODELS)}")
+    if config.width not in ("full", "tiny"):
+        raise RetinaError(f"--width {config.width}: use full or tiny")
+
+
 def build_grader(config: GradeConfig, weights_dir: str | None = None) -> tuple[nn.Module, str]:
     """A torchvision classifier with a 5-way head and a description of its initialisation."""
     from torchvision import models
 
-    if config.model not in MODELS:
-        raise RetinaError(f"--model {config.model}: unknown; use {' or '.join(MODELS)}")
+    check_config(config)
     if config.width == "tiny":
         network = models.resnet.ResNet(models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=NUM_GRADES)
         return _ImageNetInput(network), "tiny ResNet (1 block per stage, random init; test size only)"
-    if config.width != "full":
-        raise RetinaError(f"--width {config.width}: use full or tiny")
     if config.model == "resnet50":
         network = models.resnet50(weights=None)
     else:
@@ -115,17 +123,19 @@ def evaluate_grader(model: nn.Module, data: Dataset, device: torch.device, batch
     return grading_metrics(np.concatenate(true), np.concatenate(predicted), NUM_GRADES)
 
 
-def _fmt(value: float) -> str:
-    return "nan" if value != value else f"{value:.4f}"
-
-
-def grade_table(results: dict) -> str:
+def grade_table(results: dict, sd: dict | None = None) -> str:
+    sd = sd or {}
     lines = ["| setting | accuracy | kappa | " + " | ".join(f"TPR {g}" for g in range(NUM_GRADES)) + " |",
              "|---" * (3 + NUM_GRADES) + "|"]
     for name, m in results.items():
-        tpr = " | ".join(_fmt(m["tpr"][str(g)]) for g in range(NUM_GRADES))
-        lines.append(f"| {name} | {_fmt(m['accuracy'])} | {_fmt(m['kappa'])} | {tpr} |")
+        s = sd.get(name, {})
+        tpr = " | ".join(pm(m["tpr"][str(g)], s.get("tpr", {}).get(str(g))) for g in range(NUM_GRADES))
+        lines.append(f"| {name} | {pm(m['accuracy'], s.get('accuracy'))} | {pm(m['kappa'], s.get('kappa'))} | {tpr} |")
     return "\n".join(lines)
+
+
+def gain_lines(gains: dict) -> str:
+    return "\n".join(f"- {name}: {pm(g['mean'], g['sd'], signed=True)}" for name, g in gains.items())
 
 
 def plot_tpr(results: dict, path: Path, title: str) -> None:
@@ -152,41 +162,80 @@ def plot_tpr(results: dict, path: Path, title: str) -> None:
     plt.close(figure)
 
 
+REAL, FAKE, MIXED = "Tr-Real / Te-Real", "Tr-Real / Te-Fake", "Tr-Real & Fake / Te-Real"
+REAL_EXTERNAL, MIXED_EXTERNAL = "Tr-Real / Te-External", "Tr-Real & Fake / Te-External"
+
+
 def run_grade_benchmark(real: Path, synthetic: Path, config: GradeConfig, out: Path, device: torch.device,
-                        weights_dir: str | None = None, show: bool = True) -> dict:
-    seed_everything(config.seed)
+                        weights_dir: str | None = None, show: bool = True, seeds: list[int] | None = None,
+                        external: Path | None = None, allow_leak: bool = False) -> dict:
+    check_config(config)
+    seeds = seeds or [config.seed]
     real_data = FundusDataset(real, config.resolution, with_masks=False)
-    synthetic_data = FundusDataset(synthetic, config.resolution, with_masks=False)
     real_data.index.require_grades("the grading benchmark")
-    synthetic_data.index.require_grades("the grading benchmark")
-    split = split_real(real_data.index, config.seed)
+    split = protocol.split_real(real_data.index, seeds[0], log=show)
     real_train, real_test = subset_by_name(real_data, split["train"]), subset_by_name(real_data, split["test"])
+    tests = [(real_data.index, split["test"])]
+    external_data = None
+    if external is not None:
+        external_index, external_names, external_how = protocol.external_test(external)
+        external_index.require_grades(f"scoring --test {external}")
+        external_data = subset_by_name(FundusDataset(external_index, config.resolution, with_masks=False),
+                                       external_names)
+        tests.append((external_index, external_names))
+        split["external"] = {"path": str(external), "method": external_how, "test": external_names}
+    leak = protocol.check_leaks(synthetic, tests, allow_leak)
+    synthetic_data = FundusDataset(synthetic, config.resolution, with_masks=False)
+    synthetic_data.index.require_grades("the grading benchmark")
 
-    model, description = build_grader(config, weights_dir)
-    losses_real = train_grader(model, real_train, config, device, "grader: real", show)
-    results = {"Tr-Real / Te-Fake": evaluate_grader(model, synthetic_data, device),
-               "Tr-Real / Te-Real": evaluate_grader(model, real_test, device)}
-    seed_everything(config.seed)
-    model, _ = build_grader(config, weights_dir)
-    losses_mixed = train_grader(model, ConcatDataset([real_train, synthetic_data]), config, device,
-                                "grader: real + fake", show)
-    results["Tr-Real & Fake / Te-Real"] = evaluate_grader(model, real_test, device)
-
+    runs, description = [], ""
+    for seed in seeds:
+        seeded = GradeConfig(**{**asdict(config), "seed": seed})
+        tag = f" seed {seed}" if len(seeds) > 1 else ""
+        seed_everything(seed)
+        model, description = build_grader(seeded, weights_dir)
+        losses_real = train_grader(model, real_train, seeded, device, "grader: real" + tag, show)
+        results = {FAKE: evaluate_grader(model, synthetic_data, device),
+                   REAL: evaluate_grader(model, real_test, device)}
+        if external_data is not None:
+            results[REAL_EXTERNAL] = evaluate_grader(model, external_data, device)
+        seed_everything(seed)
+        model, _ = build_grader(seeded, weights_dir)
+        losses_mixed = train_grader(model, ConcatDataset([real_train, synthetic_data]), seeded, device,
+                                    "grader: real + fake" + tag, show)
+        results[MIXED] = evaluate_grader(model, real_test, device)
+        if external_data is not None:
+            results[MIXED_EXTERNAL] = evaluate_grader(model, external_data, device)
+        runs.append({"seed": seed, "results": results,
+                     "train_loss": {"real": losses_real, "real_and_fake": losses_mixed}})
+    mean, sd = protocol.aggregate([r["results"] for r in runs])
+    gains = {f"{what} gain from synthetic, Te-Real": protocol.paired_gain(
+        [r["results"][MIXED] for r in runs], [r["results"][REAL] for r in runs], lambda m, w=what: m[w])
+        for what in ("accuracy", "kappa")}
+    if external_data is not None:
+        gains.update({f"{what} gain from synthetic, Te-External": protocol.paired_gain(
+            [r["results"][MIXED_EXTERNAL] for r in runs], [r["results"][REAL_EXTERNAL] for r in runs],
+            lambda m, w=what: m[w]) for what in ("accuracy", "kappa")})
     document = {
         "benchmark": "grade", "protocol": "DR-GAN (Zhou et al. 2020) Tables III and V",
-        "model_description": description, "config": asdict(config), "device": str(device),
-        "real": str(real), "synthetic": str(synthetic), "split": split,
-        "train_loss": {"real": losses_real, "real_and_fake": losses_mixed}, "results": results,
-        "paper_resnet50": {"table3": DRGAN_TABLE_3, "table5_tpr": DRGAN_TABLE_5_TPR},
+        "model_description": description, "config": asdict(config), "seeds": seeds, "device": str(device),
+        "real": str(real), "synthetic": str(synthetic), "external": None if external is None else str(external),
+        "leaky": leak["leaky"], "leak": leak, "split": split,
+        "train_loss": runs[0]["train_loss"], "results": mean, "sd": sd if len(runs) > 1 else {}, "gains": gains,
+        "runs": runs, "paper_resnet50": {"table3": DRGAN_TABLE_3, "table5_tpr": DRGAN_TABLE_5_TPR},
     }
     out.mkdir(parents=True, exist_ok=True)
-    table = grade_table(results)
+    banner = protocol.leak_banner(leak)
+    table = grade_table(mean, sd if len(runs) > 1 else None) + "\n\n" + gain_lines(gains)
+    seeds_note = f", mean ± sd over seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else f", seed {seeds[0]}"
     write_text_atomic(out / "results.json", json.dumps(document, indent=2) + "\n")
-    write_text_atomic(out / "table.md", f"{description}, {config.resolution} px, {config.epochs} epochs\n\n{table}\n")
-    plot_tpr(results, out / "tpr.png", description)
+    write_text_atomic(out / "table.md", f"{banner}{description}, {config.resolution} px, {config.epochs} epochs"
+                      f"{seeds_note}\n\n{table}\n")
+    plot_tpr(mean, out / "tpr.png", (LEAKY + " " if leak["leaky"] else "") + description)
     if show:
-        print(table)
-    mixed = results["Tr-Real & Fake / Te-Real"]
-    summary(f"bench grade: Tr-Real&Fake/Te-Real accuracy {mixed['accuracy']:.4f} kappa {_fmt(mixed['kappa'])} "
-            f"({description}) -> {out}", show)
+        print(banner + table)
+    mixed, mixed_sd = mean[MIXED], (sd[MIXED] if len(runs) > 1 else {})
+    summary(f"bench grade{' (' + LEAKY + ')' if leak['leaky'] else ''}: Tr-Real&Fake/Te-Real accuracy "
+            f"{pm(mixed['accuracy'], mixed_sd.get('accuracy'))} kappa {pm(mixed['kappa'], mixed_sd.get('kappa'))} "
+            f"({description}, {len(seeds)} seed(s)) -> {out}", show)
     return document

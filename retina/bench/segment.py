@@ -1,15 +1,16 @@
 """Lesion segmentation benchmark with synthetic data (Son et al. 2021, Table 1(c)).
 
-Protocol: 20 % of the real set is held out as test (the set's own ``split=test`` rows when it has them), one
-model is trained per ratio of synthetic to real training images, and every model is evaluated on the real
-test images only. The ratio is synthetic / (real + synthetic), as in Son et al.: their counts 0/246/738/2214
-synthetic images with 738 real training images give exactly 0/25/50/75 %.
+Protocol (retina.bench.protocol): the real set's ``split=test`` rows are the test set (else a seeded 20 % hold-out),
+one model is trained per ratio of synthetic to real training images on the ``split=train`` rows, and every model
+is evaluated on the real test images only (and on an external ``--test`` set); a synthetic set whose generators
+saw a test image is refused unless ``--allow-leak``; ``--seeds`` repeats every model. The ratio is
+synthetic / (real + synthetic), as in Son et al.: their counts 0/246/738/2214 synthetic images with 738 real
+training images give exactly 0/25/50/75 %.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,15 +21,24 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from retina.bench.losses import SegmentationLoss
 from retina.bench.metrics import SegmentationMeter
-from retina.common.canonical import CanonicalDataset
+from retina.bench.protocol import (
+    LEAKY,
+    aggregate,
+    check_leaks,
+    external_test,
+    leak_banner,
+    paired_gain,
+    pm,
+    split_real,
+)
 from retina.common.checkpoint import Checkpoint, load_module, module_tensors, save_checkpoint
 from retina.common.dataset import FundusDataset
 from retina.common.errors import RetinaError
+from retina.common.fingerprint import fingerprint, write_fingerprint
 from retina.common.progress import progress_bar, summary
 from retina.common.schema import CHANNEL_NAMES
 from retina.common.seeding import seed_everything
 
-TEST_FRACTION = 0.2  # Son et al. Sec. 3: "a random sample of 20% of the total data was held out"
 SON_TABLE_1C = {  # Son et al. Table 1(c): synthetic percentage -> (count, precision, recall, F1)
     0.0: (0, 0.5777, 0.4692, 0.4694),
     0.25: (246, 0.5860, 0.4938, 0.4965),
@@ -74,24 +84,6 @@ def parse_ratios(spec: str) -> list[float]:
     if not ratios or any(not 0 <= r < 1 for r in ratios):
         raise RetinaError(f"--ratios '{spec}': each ratio synthetic/(real+synthetic) must be in [0, 1)")
     return ratios
-
-
-def split_real(index: CanonicalDataset, seed: int, test_fraction: float = TEST_FRACTION) -> dict[str, Any]:
-    """Train/test names of the real set: its ``split=test`` rows if any, else a seeded 20 % hold-out."""
-    test = [s.name for s in index.samples if s.split == "test"]
-    if test:
-        train = [s.name for s in index.samples if s.split != "test"]
-        how = "the data set's split=test rows"
-    else:
-        names = sorted(index.names)
-        order = np.random.default_rng(seed).permutation(len(names))
-        count = max(1, int(round(test_fraction * len(names))))
-        test = sorted(names[i] for i in order[:count])
-        train = sorted(names[i] for i in order[count:])
-        how = f"random {test_fraction:.0%} hold-out (seed {seed})"
-    if not train:
-        raise RetinaError(f"{index.root}: no real training images left after holding out the test set")
-    return {"method": how, "train": train, "test": test}
 
 
 def synthetic_count(ratio: float, real_count: int) -> int:
@@ -217,21 +209,34 @@ def load_segmenter(path: str | Path) -> tuple[torch.nn.Module, ModelSpec, Checkp
     return model.eval(), spec, checkpoint
 
 
-def _format(value: float) -> str:
-    return "  nan " if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
-
-
 def results_table(rows: list[dict], channels: tuple[str, ...]) -> str:
-    """Markdown table in the shape of Son et al. Table 1(c), plus AUC-PR and image-level F1."""
-    lines = ["| synthetic % | count | precision | recall | F1 | AUC-PR | image F1 | " +
-             " | ".join(f"{c} F1" for c in channels) + " |",
-             "|---" * (7 + len(channels)) + "|"]
+    """Markdown table in the shape of Son et al. Table 1(c), plus AUC-PR, image-level F1, the F1 gain over 0 %
+    synthetic and the external test set's F1: mean ± sd over seeds where there are several."""
+    external = any("external" in row for row in rows)
+    gain = any("gain_f1" in row for row in rows)
+    header = ["synthetic %", "count", "precision", "recall", "F1", "AUC-PR", "image F1",
+              *(f"{c} F1" for c in channels)]
+    header += ["F1 gain"] * gain + ["external F1", "external AUC-PR"] * external + ["external F1 gain"] * (
+        external and gain)
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for row in rows:
-        m = row["metrics"]["mean"]
-        per = " | ".join(_format(row["metrics"][c]["f1"]) for c in channels)
-        lines.append(f"| {row['ratio'] * 100:.0f}% | {row['synthetic_count']} | {_format(m['precision'])} | "
-                     f"{_format(m['recall'])} | {_format(m['f1'])} | {_format(m['auc_pr'])} | "
-                     f"{_format(m['image_f1'])} | {per} |")
+        m, sd = row["metrics"], row.get("sd", {})
+
+        def cell(part: str, key: str, means=m, sds=sd) -> str:
+            return pm(means[part][key], sds.get(part, {}).get(key) if sds else None)
+
+        cells = [f"{row['ratio'] * 100:.0f}%", str(row["synthetic_count"]), cell("mean", "precision"),
+                 cell("mean", "recall"), cell("mean", "f1"), cell("mean", "auc_pr"), cell("mean", "image_f1"),
+                 *(cell(c, "f1") for c in channels)]
+        if gain:
+            cells.append(pm(row["gain_f1"]["mean"], row["gain_f1"]["sd"], signed=True) if "gain_f1" in row else "")
+        if external:
+            e, esd = row["external"], row.get("external_sd", {})
+            cells += [cell("mean", "f1", e, esd), cell("mean", "auc_pr", e, esd)]
+            if gain:
+                g = row.get("external_gain_f1")
+                cells.append(pm(g["mean"], g["sd"], signed=True) if g else "")
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -259,52 +264,74 @@ def plot_results(rows: list[dict], path: Path, title: str) -> None:
 
 def run_segment_benchmark(real: Path, synthetic: Path | None, ratios: list[float], spec: ModelSpec,
                           train: TrainConfig, out: Path, device: torch.device, weights_dir: str | None = None,
-                          save_model: bool = False, show: bool = True) -> dict:
+                          save_model: bool = False, show: bool = True, seeds: list[int] | None = None,
+                          external: Path | None = None, allow_leak: bool = False) -> dict:
     if any(r > 0 for r in ratios) and synthetic is None:
         raise RetinaError("--synthetic DIR is needed for ratios above 0")
-    seed_everything(train.seed)
+    seeds = seeds or [train.seed]
     real_data = FundusDataset(real, spec.resolution, channels=spec.channels)
-    split = split_real(real_data.index, train.seed)
+    split = split_real(real_data.index, seeds[0], log=show)
     real_train, real_test = subset_by_name(real_data, split["train"]), subset_by_name(real_data, split["test"])
-    synthetic_data = synthetic_order = None
+    tests = [(real_data.index, split["test"])]
+    external_data = None
+    if external is not None:
+        external_index, external_names, external_how = external_test(external)
+        external_index.require_channels(spec.channels, f"scoring --test {external} on the same channels")
+        external_data = subset_by_name(FundusDataset(external_index, spec.resolution, channels=spec.channels),
+                                       external_names)
+        tests.append((external_index, external_names))
+        split["external"] = {"path": str(external), "method": external_how, "test": external_names}
+    leak = check_leaks(synthetic if any(r > 0 for r in ratios) else None, tests, allow_leak)
+    synthetic_data = None
     if synthetic is not None:
         synthetic_data = FundusDataset(synthetic, spec.resolution, channels=spec.channels)
-        synthetic_order = np.random.default_rng(train.seed).permutation(len(synthetic_data)).tolist()
     needed = synthetic_count(max(ratios), len(real_train))
     if synthetic_data is not None and needed > len(synthetic_data):
         raise RetinaError(f"{synthetic}: ratio {max(ratios)} needs {needed} synthetic images "
                           f"({len(real_train)} real training images), the set has {len(synthetic_data)}; "
                           "generate more or lower the ratio")
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    runs: dict[float, list[dict]] = {ratio: [] for ratio in ratios}
     description = ""
-    for ratio in ratios:
-        count = synthetic_count(ratio, len(real_train))
-        parts: list[Dataset] = [real_train]
-        if count:
-            # Nested subsets: the 50 % model sees every synthetic image the 25 % model saw.
-            parts.append(Subset(synthetic_data, synthetic_order[:count]))
-        seed_everything(train.seed)
-        model = build_model(spec, weights_dir)
-        description = model.description
-        losses = train_segmenter(model, ConcatDataset(parts), train, device,
-                                 f"{spec.model} {ratio:.0%} synthetic", show)
-        metrics = evaluate_segmenter(model, real_test, spec.channels, device, train.batch_size)
-        row = {"ratio": ratio, "synthetic_count": count, "real_count": len(real_train),
-               "train_loss": losses, "metrics": metrics}
-        if save_model:
-            path = save_segmenter(out / f"segmenter_ratio{int(round(ratio * 100)):02d}", model, spec,
-                                  {"ratio": ratio, "real": str(real), "synthetic": str(synthetic),
-                                   "model_description": description})
-            row["checkpoint"] = path.name
-        rows.append(row)
+    for seed in seeds:
+        config = TrainConfig(**{**asdict(train), "seed": seed})
+        synthetic_order = (np.random.default_rng(seed).permutation(len(synthetic_data)).tolist()
+                           if synthetic_data is not None else [])
+        for ratio in ratios:
+            count = synthetic_count(ratio, len(real_train))
+            parts: list[Dataset] = [real_train]
+            if count:
+                # Nested subsets: the 50 % model sees every synthetic image the 25 % model saw.
+                parts.append(Subset(synthetic_data, synthetic_order[:count]))
+            seed_everything(seed)
+            model = build_model(spec, weights_dir)
+            description = model.description
+            label = f"{spec.model} {ratio:.0%} synthetic" + (f" seed {seed}" if len(seeds) > 1 else "")
+            losses = train_segmenter(model, ConcatDataset(parts), config, device, label, show)
+            run = {"seed": seed, "train_loss": losses,
+                   "metrics": evaluate_segmenter(model, real_test, spec.channels, device, train.batch_size)}
+            if external_data is not None:
+                run["external"] = evaluate_segmenter(model, external_data, spec.channels, device, train.batch_size)
+            if save_model:
+                stem = f"segmenter_ratio{int(round(ratio * 100)):02d}" + (f"_seed{seed}" if seed != seeds[0] else "")
+                used = [(real_data.index, [real_data.samples[i] for i in real_train.indices])]
+                if count:
+                    used.append((synthetic_data.index, [synthetic_data.samples[i] for i in synthetic_order[:count]]))
+                reference = write_fingerprint(out, fingerprint(used), f"{stem}.fingerprint.json")
+                path = save_segmenter(out / stem, model, spec,
+                                      {"ratio": ratio, "real": str(real), "synthetic": str(synthetic), "seed": seed,
+                                       "model_description": description, "training_set": reference})
+                run["checkpoint"] = path.name
+            runs[ratio].append(run)
+    rows = [_ratio_row(ratio, runs, ratios, len(real_train)) for ratio in ratios]
     result = {
         "benchmark": "segment", "protocol": "Son et al. 2021 Table 1(c)",
         "ratio_definition": "synthetic / (real + synthetic) training images",
         "model": spec.model, "model_description": description,
         "spec": {**asdict(spec), "channels": list(spec.channels)},
-        "train": asdict(train), "device": str(device), "real": str(real),
-        "synthetic": None if synthetic is None else str(synthetic),
+        "train": asdict(train), "seeds": seeds, "device": str(device), "real": str(real),
+        "synthetic": None if synthetic is None else str(synthetic), "external": None if external is None else
+        str(external), "leaky": leak["leaky"], "leak": leak,
         "split": split, "rows": rows,
         "paper": {str(k): dict(zip(("count", "precision", "recall", "f1"), v, strict=True))
                   for k, v in SON_TABLE_1C.items()},
@@ -312,13 +339,42 @@ def run_segment_benchmark(real: Path, synthetic: Path | None, ratios: list[float
     table = results_table(rows, spec.channels)
     from retina.common.imageio import write_text_atomic
 
+    banner = leak_banner(leak)
+    seeds_note = f", mean ± sd over seeds {','.join(map(str, seeds))}" if len(seeds) > 1 else f", seed {seeds[0]}"
+    external_note = f", external test {external} n={len(external_data)}" if external_data is not None else ""
     write_text_atomic(out / "results.json", json.dumps(result, indent=2, allow_nan=True) + "\n")
-    write_text_atomic(out / "table.md", f"{description}, {spec.resolution} px, {train.epochs} epochs, "
-                      f"real test n={len(real_test)}\n\n{table}\n")
-    plot_results(rows, out / "plot.png", f"{description}, {','.join(spec.channels)}")
+    write_text_atomic(out / "table.md", f"{banner}{description}, {spec.resolution} px, {train.epochs} epochs, "
+                      f"real test n={len(real_test)}{external_note}{seeds_note}\n\n{table}\n")
+    plot_results(rows, out / "plot.png", f"{LEAKY + ' ' if leak['leaky'] else ''}{description}, "
+                 f"{','.join(spec.channels)}")
     if show:
-        print(table)
+        print(banner + table)
     best = max(rows, key=lambda r: r["metrics"]["mean"]["f1"])
-    summary(f"bench segment: {len(rows)} models, best mean F1 {best['metrics']['mean']['f1']:.4f} at "
-            f"{best['ratio']:.0%} synthetic ({description}) -> {out}", show)
+    external_best = ""
+    if "external" in best:
+        external_sd = (best["external_sd"] or {}).get("mean", {}).get("f1")
+        external_best = f", external F1 {pm(best['external']['mean']['f1'], external_sd)}"
+    summary(f"bench segment{' (' + LEAKY + ')' if leak['leaky'] else ''}: {len(rows)} ratios x {len(seeds)} seed(s), "
+            f"best mean F1 {pm(best['metrics']['mean']['f1'], best['sd']['mean']['f1'] if best['sd'] else None)}"
+            f"{external_best} at {best['ratio']:.0%} synthetic ({description}) -> {out}", show)
     return result
+
+
+def _ratio_row(ratio: float, runs: dict[float, list[dict]], ratios: list[float], real_count: int) -> dict:
+    """One ratio's row: mean (and sd over seeds) of the metrics, and the F1 gain over the 0 % models."""
+    mine = runs[ratio]
+    metrics, sd = aggregate([r["metrics"] for r in mine])
+    row = {"ratio": ratio, "synthetic_count": synthetic_count(ratio, real_count), "real_count": real_count,
+           "metrics": metrics, "sd": sd if len(mine) > 1 else {}, "runs": mine,
+           "train_loss": mine[0]["train_loss"]}
+    if "checkpoint" in mine[0]:
+        row["checkpoint"] = mine[0]["checkpoint"]
+    if "external" in mine[0]:
+        external, external_sd = aggregate([r["external"] for r in mine])
+        row["external"], row["external_sd"] = external, external_sd if len(mine) > 1 else {}
+    if 0.0 in ratios and ratio != 0.0:
+        baseline = runs[0.0]
+        row["gain_f1"] = paired_gain(mine, baseline, lambda r: r["metrics"]["mean"]["f1"])
+        if "external" in mine[0]:
+            row["external_gain_f1"] = paired_gain(mine, baseline, lambda r: r["external"]["mean"]["f1"])
+    return row

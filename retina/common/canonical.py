@@ -5,7 +5,8 @@
     DIR/
       images/NAME.png              colour photograph (absent for layout-only sets)
       masks/<channel>/NAME.png     binary 0/255, one folder per channel in retina.common.schema
-      labels.csv                   name,grade,split,source[,extra columns...]
+      labels.csv                   name,grade,split,source[,extra columns...]  (split: train|val|test; an empty
+                                   cell or no split column means train)
       dataset.json                 channels present, resolution, provenance
 
 A channel folder may be missing (grades-only sets, layout sets without vessels): readers report which
@@ -53,7 +54,8 @@ def _read_labels(path: Path) -> list[Sample]:
         with open(path, newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
-            missing = [c for c in LABEL_COLUMNS if c not in columns]
+            # split may be absent (a hand-made set): every row is then a training row (retina.common.split)
+            missing = [c for c in LABEL_COLUMNS if c not in columns and c != "split"]
             if missing:
                 raise RetinaError(
                     f"{path}: missing column(s) {', '.join(missing)}; the header must start with "
@@ -71,8 +73,11 @@ def _read_labels(path: Path) -> list[Sample]:
                 raw_grade = (row.get("grade") or "").strip()
                 grade = None if raw_grade == "" else parse_grade(raw_grade, f"{path}:{line}")
                 extra = {k: v for k, v in row.items() if k not in LABEL_COLUMNS and k is not None}
-                samples.append(Sample(name, grade, (row.get("split") or "train").strip(),
-                                      (row.get("source") or "").strip(), extra))
+                split = (row.get("split") or "").strip() or "train"  # an empty cell: a training row
+                if split not in SPLITS:
+                    raise RetinaError(f"{path}:{line}: split '{split}' is not one of {', '.join(SPLITS)}; "
+                                      "fix the split column (an empty cell means train)")
+                samples.append(Sample(name, grade, split, (row.get("source") or "").strip(), extra))
     except UnicodeDecodeError:
         raise RetinaError(f"{path}: not UTF-8 text; save labels.csv as UTF-8") from None
     except csv.Error as error:

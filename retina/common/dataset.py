@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from retina.common.canonical import CanonicalDataset
+from retina.common.canonical import CanonicalDataset, Sample
 from retina.common.errors import RetinaError
 
 
@@ -79,27 +79,32 @@ class FundusDataset(Dataset):
 
     ``channels`` picks and orders the mask channels (default: every channel of the schema that the data set
     has). Asking for a channel the data set lacks is an error, never silent zeros. ``with_images=False``
-    serves masks-only (layout) sets.
+    serves masks-only (layout) sets. ``samples`` (rows of this set, e.g. from
+    :func:`retina.common.split.training_rows`) wins over ``split``.
     """
 
     def __init__(
         self,
-        root: str | Path,
+        root: str | Path | CanonicalDataset,
         size: int,
         channels: Sequence[str] | None = None,
         split: str | None = None,
         augment: AugmentConfig | None = None,
         with_images: bool = True,
         with_masks: bool = True,
+        samples: Sequence[Sample] | None = None,
     ):
-        self.index = CanonicalDataset(root)
+        self.index = CanonicalDataset(root) if not isinstance(root, CanonicalDataset) else root
         self.size = size
         self.channels = tuple(self.index.channels if channels is None else channels)
         if with_masks:
             self.index.require_channels(self.channels, "this data set's masks")
         if with_images:
             self.index.require_images("training on photographs")
-        self.samples = self.index.samples if split is None else self.index.subset(split)
+        if samples is not None:
+            self.samples = list(samples)
+        else:
+            self.samples = self.index.samples if split is None else self.index.subset(split)
         if not self.samples:
             raise RetinaError(f"{self.index.root}: no samples in split '{split}'")
         self.with_images, self.with_masks = with_images, with_masks

@@ -9,6 +9,8 @@
       samples/             image grids written during training
       last.safetensors     (+ last.json)  everything needed to resume
       best.safetensors     (+ best.json)  the best so far by the run's quality metric
+      fingerprint.json     content hashes of the training rows (retina.common.fingerprint); every checkpoint's
+                           config references it under ``training_set``
 """
 
 from __future__ import annotations
@@ -44,7 +46,12 @@ def step_of(record: dict[str, Any]) -> int | None:
 
 
 class RunFolder:
-    def __init__(self, path: str | Path, config: dict[str, Any], resume: bool = False, is_main: bool = True):
+    """``training_set``: the fingerprint of the rows trained on (retina.common.fingerprint), written as
+    ``fingerprint.json``. A resumed run must train on the same rows, or its checkpoints would claim a training set
+    they did not see alone: that is refused before anything is written."""
+
+    def __init__(self, path: str | Path, config: dict[str, Any], resume: bool = False, is_main: bool = True,
+                 training_set: dict[str, Any] | None = None):
         self.path = Path(path)
         self.is_main = is_main
         self.config = config
@@ -56,13 +63,33 @@ class RunFolder:
             raise RetinaError(
                 f"{self.path}: a run already exists here; pass --resume {self.path} or choose another --out"
             )
+        if training_set is not None:
+            self._check_training_set(training_set)
         if is_main:
             (self.path / "samples").mkdir(parents=True, exist_ok=True)
             document = {"retina_version": __version__, "environment": environment(config.get("device")),
                         "config": config}
             write_text_atomic(self.path / "config.json", json.dumps(document, indent=2) + "\n")
+            if training_set is not None:
+                from retina.common.fingerprint import write_fingerprint
+
+                write_fingerprint(self.path, training_set)
         self._start = time.time()
         self._writer: Any = None  # the TensorBoard writer, made on the first log
+
+    def _check_training_set(self, document: dict[str, Any]) -> None:
+        from retina.common.fingerprint import FINGERPRINT_FILE
+
+        existing = self.path / FINGERPRINT_FILE
+        if not existing.is_file():
+            return
+        try:
+            before = json.loads(existing.read_text("utf-8")).get("sha256")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            before = None
+        if before is not None and before != document["sha256"]:
+            raise RetinaError(f"{self.path}: this run trained on other rows (fingerprint {before[:12]}, now "
+                              f"{document['sha256'][:12]}); resume on the same training set or start a new --out")
 
     @property
     def samples(self) -> Path:

@@ -165,17 +165,41 @@ def annotate(
 @app.command("split")
 def split(
     root: Path = typer.Argument(..., help="Canonical data set to split."),
-    train: Path = typer.Option(..., "--train", help="Output folder for the training part."),
-    heldout: Path = typer.Option(..., "--heldout", help="Output folder for the held-out part (split=test)."),
-    fraction: float = typer.Option(0.2, help="Held-out share (Son et al. hold out 20 %)."),
-    every: int = typer.Option(0, help="Instead of a seeded draw: hold out every k-th name in sorted order."),
-    seed: int = typer.Option(0, help="Seed of the held-out draw."),
+    fractions: str = typer.Option(None, "--fractions", help="One set with a split column: train,val,test shares, "
+                                  "e.g. 0.7,0.1,0.2 (stratified by grade, seeded); with --out or --in-place."),
+    out: Path = typer.Option(None, "--out", help="With --fractions: the split copy of ROOT."),
+    in_place: bool = typer.Option(False, "--in-place", help="With --fractions: rewrite ROOT's split column."),
+    train: Path = typer.Option(None, "--train", help="Two folders: output folder for the training part."),
+    heldout: Path = typer.Option(None, "--heldout", help="Two folders: output folder for the held-out part "
+                                 "(split=test)."),
+    fraction: float = typer.Option(0.2, help="Two folders: held-out share (Son et al. hold out 20 %)."),
+    every: int = typer.Option(0, help="Two folders: instead of a seeded draw, hold out every k-th name in sorted "
+                              "order."),
+    seed: int = typer.Option(0, help="Seed of the draw."),
 ) -> None:
-    """Split a data set into train and held-out folders (deterministic; the held-out names go in dataset.json)."""
+    """Split a data set: one set with a train/val/test column (--fractions), or train and held-out folders."""
     from retina.common.canonical import CanonicalDataset
+    from retina.common.errors import RetinaError
     from retina.common.progress import summary
-    from retina.data.split import heldout_every, heldout_random, write_split
+    from retina.data.split import heldout_every, heldout_random, parse_fractions, write_split, write_split_column
 
+    if fractions is not None or out is not None or in_place:
+        if train is not None or heldout is not None:
+            raise RetinaError("--train/--heldout (two folders) and --fractions/--out/--in-place (one set) exclude "
+                              "each other; choose one mode")
+        if fractions is None or (out is None) == (not in_place):
+            raise RetinaError("one set with a split column needs --fractions train,val,test and exactly one of "
+                              "--out DIR or --in-place")
+        shares = parse_fractions(fractions)
+        data = CanonicalDataset(root)
+        counts = write_split_column(data, shares, seed, out)
+        target = root if in_place else out
+        summary(f"split {root}: {counts['train']} train, {counts['val']} val, {counts['test']} test (stratified by "
+                f"grade, seed {seed}) -> {target}")
+        return
+    if train is None or heldout is None:
+        raise RetinaError("give --train DIR and --heldout DIR (two folders), or --fractions 0.7,0.1,0.2 with --out "
+                          "DIR or --in-place (one set with a split column)")
     data = CanonicalDataset(root)
     if every > 0:
         names, rule = heldout_every(data.names, every), f"every {every}th name in sorted order"

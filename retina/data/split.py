@@ -1,18 +1,24 @@
-"""Split a canonical data set into a training set and a held-out set, copying files byte for byte.
+"""Splitting a canonical data set: one set with a train/val/test column, or a training and a held-out folder.
 
 A held-out set that the generators never see is what every fair evaluation here needs (Son et al. hold out
-20 % of the real images). The split depends only on the names and the seed, so it can be recorded and redone.
+20 % of the real images). Trainers read only the split=train rows and select on split=val (retina.common.split),
+benches test on split=test. A split depends only on the names, grades and the seed, so it can be recorded and
+redone. Files are copied byte for byte.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+import io
+import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from retina.common.canonical import CanonicalDataset, CanonicalWriter, Sample
+from retina.common.canonical import LABEL_COLUMNS, SPLITS, CanonicalDataset, CanonicalWriter, Sample
 from retina.common.errors import RetinaError
+from retina.common.imageio import write_text_atomic
 
 
 def copy_sample(writer: CanonicalWriter, data: CanonicalDataset, sample: Sample, split: str | None = None) -> None:
@@ -54,3 +60,73 @@ def write_split(data: CanonicalDataset, heldout: set[str], train_out: str | Path
             for sample in samples:
                 copy_sample(writer, data, sample, split)
     return len(data) - len(heldout), len(heldout)
+
+
+def parse_fractions(spec: str) -> tuple[float, float, float]:
+    """``"0.7,0.1,0.2"`` -> (train, val, test) shares; they are normalised to sum to 1."""
+    try:
+        fractions = tuple(float(part) for part in spec.split(","))
+    except ValueError:
+        fractions = ()
+    if len(fractions) != 3 or any(not f >= 0 for f in fractions) or fractions[0] <= 0 or sum(fractions[1:]) <= 0:
+        raise RetinaError(f"--fractions '{spec}': give three shares train,val,test like 0.7,0.1,0.2 (train > 0, and "
+                          "val or test > 0)")
+    total = sum(fractions)
+    return fractions[0] / total, fractions[1] / total, fractions[2] / total
+
+
+def assign_splits(grades: Sequence[int | None], fractions: Sequence[float], seed: int) -> list[str]:
+    """Split stratified by grade (unknown grades are one stratum): within each grade a seeded shuffle, then
+    train/val/test by ``fractions`` at the quantiles (position + 0.5) / n."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise RetinaError(f"split fractions {tuple(fractions)} must be three non-negative numbers (train, val, test)")
+    total = float(sum(fractions))
+    bounds = np.cumsum(fractions) / total
+    keys = [-1 if g is None else int(g) for g in grades]
+    splits = [""] * len(keys)
+    rng = np.random.default_rng([seed, 7])
+    for grade in sorted(set(keys)):
+        members = [i for i, g in enumerate(keys) if g == grade]
+        order = rng.permutation(len(members))
+        for position, member in enumerate(order):
+            quantile = (position + 0.5) / len(members)
+            splits[members[member]] = SPLITS[min(int(np.searchsorted(bounds, quantile, side="right")), 2)]
+    return splits
+
+
+def _labels_text(samples: Sequence[Sample], splits: Sequence[str]) -> str:
+    extra_columns = sorted({key for sample in samples for key in sample.extra})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*LABEL_COLUMNS, *extra_columns])
+    for sample, split in zip(samples, splits, strict=True):
+        writer.writerow([sample.name, "" if sample.grade is None else sample.grade, split, sample.source,
+                         *[sample.extra.get(c, "") for c in extra_columns]])
+    return buffer.getvalue()
+
+
+def write_split_column(data: CanonicalDataset, fractions: Sequence[float], seed: int, out: str | Path | None
+                       ) -> dict[str, int]:
+    """Give every row of ``data`` a train/val/test split (stratified by grade, seeded) in ONE set: a copy at
+    ``out``, or ``data`` itself (``out=None``: only labels.csv and dataset.json are rewritten). Returns the counts."""
+    splits = assign_splits([s.grade for s in data.samples], fractions, seed)
+    counts = {name: splits.count(name) for name in SPLITS}
+    if counts["train"] == 0 or counts["train"] == len(splits):
+        raise RetinaError(f"{data.root}: --fractions {','.join(f'{f:g}' for f in fractions)} leaves "
+                          f"{counts['train']} of {len(splits)} rows for training; a split needs rows on both sides")
+    rule = {"fractions": [round(f, 6) for f in fractions], "seed": seed, "stratified_by": "grade",
+            "counts": counts, "replaced": sorted({s.split for s in data.samples})}
+    if out is None:
+        info = dict(data.info)
+        info["provenance"] = {**info.get("provenance", {}), "split": rule}
+        write_text_atomic(data.root / "labels.csv", _labels_text(data.samples, splits))
+        write_text_atomic(data.root / "dataset.json", json.dumps(info, indent=2) + "\n")
+        return counts
+    provenance = {"split_of": str(Path(data.root).resolve()), "split": rule,
+                  "source_provenance": data.info.get("provenance", {})}
+    extra_columns = sorted({key for sample in data.samples for key in sample.extra})
+    with CanonicalWriter(out, resolution=data.resolution, provenance=provenance,
+                         extra_columns=extra_columns) as writer:
+        for sample, split in zip(data.samples, splits, strict=True):
+            copy_sample(writer, data, sample, split)
+    return counts

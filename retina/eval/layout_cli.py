@@ -8,17 +8,22 @@ from pathlib import Path
 import typer
 
 
-def _load(root: Path, channels: tuple[str, ...], res: int):
+def _load(root: Path, channels: tuple[str, ...], res: int, split: str | None = None):
     import numpy as np
     import torch
 
     from retina.common.canonical import CanonicalDataset
     from retina.common.dataset import resize_masks
+    from retina.common.errors import RetinaError
 
     dataset = CanonicalDataset(root)
-    stacks = [resize_masks(torch.from_numpy(dataset.load_masks(n, channels)), res).numpy() > 0.5
-              for n in dataset.names]
-    grades = [-1 if s.grade is None else s.grade for s in dataset.samples]
+    samples = dataset.samples if split is None else dataset.subset(split)
+    if not samples:
+        raise RetinaError(f"{root}: no split={split} rows to compare against; drop --split or split the set with "
+                          "`retina data split --fractions`")
+    stacks = [resize_masks(torch.from_numpy(dataset.load_masks(s.name, channels)), res).numpy() > 0.5
+              for s in samples]
+    grades = [-1 if s.grade is None else s.grade for s in samples]
     return np.stack(stacks), grades
 
 
@@ -76,6 +81,8 @@ def layout(
     out: Path | None = typer.Option(None, help="Write the full report as JSON here."),
     res: int | None = typer.Option(None, help="Compare at this resolution (default: the smaller of the two sets)."),
     classifier: bool = typer.Option(True, "--classifier/--no-classifier", help="Train the grade classifier."),
+    split: str | None = typer.Option(None, "--split", help="Compare against only these rows of --real (train, val "
+                                     "or test), e.g. test: the rows no trainer read."),
 ) -> None:
     """Lesion counts/areas per grade and channel, optic-disc violations, vessel connectivity, grade control."""
     import json
@@ -99,12 +106,15 @@ def layout(
         res = min(sizes)
     if res < 8:
         raise RetinaError(f"--res {res}: too small to compare layouts; use 32 or more")
-    real_masks, real_grades = _load(real, channels, res)
+    if split is not None and split not in ("train", "val", "test"):
+        raise RetinaError(f"--split {split}: use train, val or test")
+    real_masks, real_grades = _load(real, channels, res, split)
     fake_masks, fake_grades = _load(fake, channels, res)
     report = layout_report(real_masks, real_grades, fake_masks, fake_grades, channels, classifier=classifier)
     _print_tables(report)
     if out is not None:
-        document = _finite({"real": str(real), "fake": str(fake), "resolution": res, **report})
+        document = _finite({"real": str(real), "real_split": split or "all rows", "fake": str(fake),
+                            "resolution": res, **report})
         write_text_atomic(out, json.dumps(document, indent=2) + "\n")
     summary(f"layout score {report['score']:.4f} (lower is better) for {fake} against {real} at {res} px"
             + (f" -> {out}" if out else ""))

@@ -18,9 +18,11 @@ from retina.common.checkpoint import load_module, rng_state, set_rng_state
 from retina.common.dataset import resize_image, resize_masks
 from retina.common.device import resolve_device
 from retina.common.errors import RetinaError
+from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.seeding import seed_everything
+from retina.common.split import training_rows
 from retina.layout.aae import AAE_KINDS, AAEConfig, VesselAAE
 
 
@@ -37,30 +39,36 @@ class AAETrainConfig:
     seed: int = 0
 
 
-def load_training_maps(data: str | Path, res: int, kind: str) -> torch.Tensor:
-    """float (N, 1, res, res) in {0, 1}: the vessel channel, or the sketches of the photographs."""
+def load_training_maps(data: str | Path, res: int, kind: str) -> tuple[torch.Tensor, dict]:
+    """float (N, 1, res, res) in {0, 1} of the split=train rows: the vessel channel, or the sketches of the
+    photographs; and the fingerprint of those rows."""
+    if kind not in AAE_KINDS:
+        raise RetinaError(f"unknown vessel model kind '{kind}'; use one of {', '.join(AAE_KINDS)}")
     dataset = CanonicalDataset(data)
     if kind == "aae":
         dataset.require_channels(["vessels"], "training the vessel AAE")
-        masks = torch.from_numpy(np.stack([dataset.load_masks(n, ["vessels"]) for n in dataset.names]))
-        return resize_masks(masks.float(), res)
-    if kind == "sketch":
+    else:
+        dataset.require_images("training the sketch generator (sketches are extracted from photographs)")
+    rows = training_rows(dataset, f"train-{kind}")
+    names = [s.name for s in rows]
+    if kind == "aae":
+        masks = torch.from_numpy(np.stack([dataset.load_masks(n, ["vessels"]) for n in names]))
+        maps = resize_masks(masks.float(), res)
+    else:
         from retina.layout.sketch import extract_sketch
 
-        dataset.require_images("training the sketch generator (sketches are extracted from photographs)")
-        images = torch.stack([
-            torch.from_numpy(dataset.load_image(n)).permute(2, 0, 1).float() / 255 for n in dataset.names
-        ])
-        return extract_sketch(resize_image(images, res))[:, None].float()
-    raise RetinaError(f"unknown vessel model kind '{kind}'; use one of {', '.join(AAE_KINDS)}")
+        images = torch.stack([torch.from_numpy(dataset.load_image(n)).permute(2, 0, 1).float() / 255 for n in names])
+        maps = extract_sketch(resize_image(images, res))[:, None].float()
+    return maps, fingerprint([(dataset, rows)])
 
 
 def train_aae(config: AAETrainConfig, out: str | Path, resume: bool = False, device: str = "auto",
               show_progress: bool = True) -> Path:
     """Train (or resume) an AAE run in ``out``; returns the path of ``last.safetensors``."""
     run_device = resolve_device(device)
-    maps = load_training_maps(config.data, config.model.res, config.kind)  # before any output exists
-    run = RunFolder(out, {"kind": config.kind, **asdict(config)}, resume=resume)
+    maps, training_set = load_training_maps(config.data, config.model.res, config.kind)  # before any output exists
+    run = RunFolder(out, {"kind": config.kind, **asdict(config)}, resume=resume, training_set=training_set)
+    reference = fingerprint_reference(training_set)
     seed_everything(config.seed)
     if not resume:
         config.model.train_fraction = round(float(maps.mean()), 6)
@@ -80,7 +88,8 @@ def train_aae(config: AAETrainConfig, out: str | Path, resume: bool = False, dev
     def save(name: str) -> None:
         state = {"optim_ae": optim_ae.state_dict(), "optim_d": optim_d.state_dict(), "images_seen": images_seen,
                  "step": step, "rng": rng_state()}
-        run.save(name, model.tensors(), {**model.checkpoint_config(config.kind), "training": asdict(config)}, state)
+        run.save(name, model.tensors(), {**model.checkpoint_config(config.kind), "training": asdict(config),
+                                         "training_set": reference}, state)
 
     total = int(config.kimg * 1000)
     losses: dict[str, torch.Tensor] = {}

@@ -123,10 +123,15 @@ def sample(
         from retina.layout.post_process import clean_layout
 
         post_process = clean_layout
+    from retina.common.fingerprint import generator_record
+
+    generators = [generator_record("layout", model.name, checkpoint)]
+    if source is not None:
+        generators.append(generator_record("vessels", vessels, source.checkpoint_path))
     seeds = [sample_seed(seed, i) for i in range(n)]
     write_layouts(model, grades, seeds, res, out, batch=batch, truncation=truncation, vessels=source,
                   vessels_name=model.name if source is None else vessels,  # the model's own: name the model
-                  post_process=post_process, overwrite=overwrite)
+                  post_process=post_process, overwrite=overwrite, generators=generators)
 
 
 def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float | None, batch: int, latent: int,

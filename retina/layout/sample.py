@@ -50,13 +50,17 @@ def write_layouts(
     vessels_name: str = "gan",
     post_process: Callable[[np.ndarray, tuple[str, ...], tuple[str, ...]], tuple[np.ndarray, bool]] | None = None,
     overwrite: bool = False,
+    generators: list[dict] | None = None,
 ) -> Path:
-    """Sample ``len(grades)`` layouts in batches and write them to ``out`` in the canonical format."""
+    """Sample ``len(grades)`` layouts in batches and write them to ``out`` in the canonical format.
+    ``generators``: the records of the models drawn from (:func:`retina.common.fingerprint.generator_record`),
+    with their training sets' fingerprints, for dataset.json."""
     channels = tuple(model.channels)
     if vessels is not None and "vessels" not in channels:
         channels = tuple(c for c in (c.name for c in CHANNELS) if c in (*channels, "vessels"))
     provenance = {"model": model.name, "checkpoint": model.checkpoint_hash, "truncation": truncation,
-                  "vessels": vessels_name, "seeds": [seeds[0], seeds[-1]] if seeds else []}
+                  "vessels": vessels_name, "seeds": [seeds[0], seeds[-1]] if seeds else [],
+                  "command": "layout sample", "generators": list(generators or [])}
     preview: list[np.ndarray] = []
     preview_grades: list[int] = []
     fixed_total = 0

@@ -1,5 +1,9 @@
 """Training loop of the layout GANs (StyleGAN2-ADA or ACGAN) with resume, DDP and best-checkpoint selection.
 
+Data (retina.common.split): the masks of the set's split=train rows; ``best.safetensors`` is the snapshot with the
+lowest layout score against its split=val masks (the training masks when it has none, said in one line); the
+training rows' fingerprint is written to the run folder and referenced in every checkpoint.
+
 Per D step: ``g_steps`` generator steps (Son et al.: 2), then one D step on reals and the last fakes, lazy R1
 every ``r1_interval`` D steps, ADA p update every ``ada_interval`` D steps, EMA of G. Sparse lesion channels
 make D's job easy (Son et al.), so D never sees hard masks: real and fake masks alike are softened by a
@@ -19,10 +23,12 @@ import contextlib
 import copy
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
+from retina.common.canonical import CanonicalDataset, Sample
 from retina.common.checkpoint import load_module, module_tensors, rng_state, set_rng_state
 from retina.common.dataset import FundusDataset
 from retina.common.device import resolve_device
@@ -35,11 +41,13 @@ from retina.common.distributed import (
     shutdown,
 )
 from retina.common.errors import RetinaError
+from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.imageio import write_png, write_text_atomic
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.schema import LESION_CHANNELS
 from retina.common.seeding import sample_seed, seed_everything, torch_generator
+from retina.common.split import selection_rows, training_rows
 from retina.layout.ada import AdaptiveAugment
 from retina.layout.config import GeneratorConfig, LayoutTrainConfig, TrainConfig
 from retina.layout.losses import discriminator_loss, generator_loss, grade_loss, r1_penalty
@@ -50,12 +58,17 @@ from retina.layout.sample import preview_grid
 BEST_METRIC = "layout_score with grade control"
 
 
-def load_real_masks(data: str | Path, res: int) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
-    """All masks of a canonical set at ``res`` as uint8 (N, C, res, res), grades (N,), channel names."""
-    dataset = FundusDataset(data, res, with_images=False, augment=None)
+def load_real_masks(data: str | Path | CanonicalDataset, res: int, samples: Sequence[Sample] | None = None
+                    ) -> tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]:
+    """Masks of a canonical set's rows ``samples`` (default all) at ``res`` as uint8 (N, C, res, res), grades (N,),
+    channel names."""
+    dataset = FundusDataset(data, res, with_images=False, augment=None, samples=samples)
     if not dataset.channels:
-        raise RetinaError(f"{data}: the data set has no masks/ channels; layout training needs masks")
-    dataset.index.require_grades("grade-conditioned layout training")
+        raise RetinaError(f"{dataset.index.root}: the data set has no masks/ channels; layout training needs masks")
+    unknown = [s.name for s in dataset.samples if s.grade is None]
+    if unknown:
+        raise RetinaError(f"{dataset.index.root}/labels.csv: {len(unknown)} row(s) without a grade (e.g. {unknown[0]}),"
+                          " needed for grade-conditioned layout training; fill in the grade column")
     masks = torch.stack([dataset[i]["masks"].to(torch.uint8) for i in range(len(dataset))])
     grades = torch.tensor([dataset.samples[i].grade for i in range(len(dataset))], dtype=torch.long)
     return masks, grades, tuple(dataset.channels)
@@ -140,7 +153,14 @@ class LayoutTrainer:
         gen = config.generator
         if gen.res < 8 or gen.res & (gen.res - 1):
             raise RetinaError(f"--res {gen.res}: use a power of two >= 8 (e.g. 32, 64, 128, 256)")
-        self.real, self.real_grades, channels = load_real_masks(config.data, gen.res)
+        index = CanonicalDataset(config.data)
+        train_rows = training_rows(index, "layout training", self.context.is_main)
+        self.real, self.real_grades, channels = load_real_masks(index, gen.res, train_rows)
+        # best.safetensors is chosen on held-out masks: the val rows (else, said once, the training rows)
+        selection, self.selected_on = selection_rows(index, "layout best checkpoint", self.context.is_main)
+        self.selection, self.selection_grades, _ = load_real_masks(index, gen.res, selection[:config.eval_n])
+        self._fingerprint = fingerprint([(index, train_rows)])
+        self.training_set = fingerprint_reference(self._fingerprint)
         if gen.channels and tuple(gen.channels) != channels:
             raise RetinaError(f"{config.data}: channels {','.join(channels)} differ from the checkpoint's "
                               f"{','.join(gen.channels)}")
@@ -160,10 +180,10 @@ class LayoutTrainer:
         self.ada = AdaptiveAugment(t.ada_target, t.ada_interval, t.ada_kimg)
         self.cur_nimg, self.step, self.fakes_drawn = 0, 0, 0
         self.best_score = math.inf
-        self.run = RunFolder(config.out, self._checkpoint_config(), resume=resume, is_main=self.context.is_main)
+        self.run = RunFolder(config.out, self._checkpoint_config(), resume=resume, is_main=self.context.is_main,
+                             training_set=self._fingerprint)
         if checkpoint is not None:
             self._restore(checkpoint)
-        self._eval_index = torch.arange(min(config.eval_n, len(self.real)))
         self._blurred_channels = None  # all
         if config.train.blur_lesions_only:
             self._blurred_channels = torch.tensor(
@@ -172,14 +192,19 @@ class LayoutTrainer:
     # -- checkpoints ------------------------------------------------------------------------------
     def _checkpoint_config(self) -> dict:
         return {"kind": "layout", "arch": self.config.generator.arch, "generator": self.config.generator.to_dict(),
-                "train": self.config.train.to_dict(), "training": self.config.to_dict()}
+                "train": self.config.train.to_dict(), "training": self.config.to_dict(),
+                "training_set": self.training_set, "best_selected_on": self.selected_on}
+
+    def _best_metric(self) -> str:
+        return f"{BEST_METRIC} on {self.selected_on} masks"
 
     def _tensors(self) -> dict:
         return {**module_tensors("g", self.G), **module_tensors("d", self.D), **module_tensors("g_ema", self.G_ema)}
 
     def _state(self) -> dict:
         return {"cur_nimg": self.cur_nimg, "step": self.step, "fakes_drawn": self.fakes_drawn,
-                "best_score": None if math.isinf(self.best_score) else self.best_score, "best_metric": BEST_METRIC,
+                "best_score": None if math.isinf(self.best_score) else self.best_score,
+                "best_metric": self._best_metric(),
                 "ada": self.ada.state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "rng": rng_state()}
 
@@ -189,7 +214,8 @@ class LayoutTrainer:
         state = checkpoint.state
         self.cur_nimg, self.step, self.fakes_drawn = state["cur_nimg"], state["step"], state["fakes_drawn"]
         self.best_score = math.inf if state["best_score"] is None else state["best_score"]
-        if state.get("best_metric") != BEST_METRIC:  # a best kept by another metric is not comparable: start over
+        # a best kept by another metric (or on other masks) is not comparable: start over
+        if state.get("best_metric") != self._best_metric():
             self.best_score = math.inf
         self.ada.load_state(state["ada"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -314,13 +340,14 @@ class LayoutTrainer:
     # -- snapshots --------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self) -> tuple[float, dict]:
-        """Layout score (lower is better) of a fixed generated batch against a fixed real batch, grade control
-        included: without it, the best checkpoint of a phantom run was one whose grades a classifier could not
-        read (agreement 0.27), while a later one reached 0.68 at a better score (experiments/layout_phantom)."""
+        """Layout score (lower is better) of a fixed generated batch against the selection masks (the val rows, up
+        to ``eval_n``), grade control included: without it, the best checkpoint of a phantom run was one whose
+        grades a classifier could not read (agreement 0.27), while a later one reached 0.68 at a better score
+        (experiments/layout_phantom)."""
         from retina.layout.metrics import layout_report
 
-        real = self.real[self._eval_index].bool().numpy()
-        real_grades = self.real_grades[self._eval_index].tolist()
+        real = self.selection.bool().numpy()
+        real_grades = self.selection_grades.tolist()
         seeds = [sample_seed(self.config.seed + 1_000_003, i) for i in range(len(real_grades))]
         z, generators = per_sample_latents(seeds, self.G_ema.z_dim, self.device)
         labels = torch.tensor(real_grades, device=self.device)
@@ -344,6 +371,7 @@ class LayoutTrainer:
         if self.context.is_main:
             score, _ = self.evaluate()
             record["layout_score"] = score
+            record["selected_on"] = self.selected_on
             self.write_grid()
             if score < self.best_score:
                 self.best_score = score
@@ -375,7 +403,8 @@ class LayoutTrainer:
         # at least one step ran: a resume whose --kimg is not above the images shown is refused in __init__
         summary(f"trained layout {config.generator.arch} {config.generator.res}px to {self.cur_nimg / 1000:.3f} kimg"
                 f" in {elapsed:.0f} s: loss_g {last['loss_g']:.3f} loss_d {last['loss_d']:.3f} ada p "
-                f"{self.ada.p:.3f}, best layout score {best} -> {self.run.path}/last.safetensors",
+                f"{self.ada.p:.3f}, best layout score {best} (on {self.selected_on} masks) -> "
+                f"{self.run.path}/last.safetensors",
                 self.context.is_main)
         return last
 

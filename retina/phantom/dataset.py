@@ -5,35 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from retina.common.canonical import CanonicalWriter, masks_to_dict
 from retina.common.errors import RetinaError, parse_grade
 from retina.common.progress import progress_bar
 from retina.common.provenance import synthetic_png_text
 from retina.common.seeding import sample_seed
+from retina.data.split import assign_splits
 from retina.phantom.layout import sample_layout
 from retina.phantom.render import render_fundus
 
 PROVENANCE = "procedural phantom (synthetic, not real data)"
-SPLITS = ("train", "val", "test")
-
-
-def assign_splits(grades: Sequence[int], fractions: Sequence[float], seed: int) -> list[str]:
-    """Split stratified by grade: within each grade a seeded shuffle, then train/val/test by ``fractions``."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
-        raise RetinaError(f"split fractions {tuple(fractions)} must be three non-negative numbers (train, val, test)")
-    total = float(sum(fractions))
-    bounds = np.cumsum(fractions) / total
-    splits = [""] * len(grades)
-    rng = np.random.default_rng([seed, 7])
-    for grade in sorted(set(grades)):
-        members = [i for i, g in enumerate(grades) if g == grade]
-        order = rng.permutation(len(members))
-        for position, member in enumerate(order):
-            quantile = (position + 0.5) / len(members)
-            splits[members[member]] = SPLITS[int(np.searchsorted(bounds, quantile, side="right"))]
-    return splits
 
 
 def write_phantom(

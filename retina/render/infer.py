@@ -28,6 +28,7 @@ from retina.common.canonical import CanonicalDataset, CanonicalWriter, Sample
 from retina.common.checkpoint import checkpoint_paths, file_sha256
 from retina.common.dataset import resize_masks
 from retina.common.errors import RetinaError
+from retina.common.fingerprint import generator_record
 from retina.common.progress import console, progress_bar, summary
 from retina.common.provenance import synthetic_png_text
 from retina.common.seeding import sample_seed
@@ -142,7 +143,9 @@ def render_folder(
         "seed_rule": "sample_seed(seed, row index in the mask folder's labels.csv)",
         "grade_option": grade,
         "preview": info["preview"],
-        "masks_provenance": source.info.get("provenance", {}),  # the layout model behind the masks, if any
+        "generators": [generator_record("renderer", renderer.name, checkpoint,
+                                                   learned=bool(getattr(renderer, "checkpoint_hash", "")))],
+        "masks_provenance": source.info.get("provenance", {}),  # the layout model that drew them, if any
     }
     resized = 0
     start = time.perf_counter()

@@ -37,12 +37,14 @@ from retina.common.dataset import FundusDataset, resize_image, resize_masks
 from retina.common.device import resolve_device
 from retina.common.distributed import DistributedContext, all_reduce_mean, init_distributed, local_device, shutdown
 from retina.common.errors import RetinaError
+from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.imageio import write_png
 from retina.common.imagenet import imagenet_normalise
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.schema import CHANNEL_NAMES, CHANNELS
 from retina.common.seeding import sample_seed, seed_everything, torch_generator
+from retina.common.split import training_rows
 from retina.render.config import STRUCTURAL_CHANNELS, RenderConfig
 from retina.render.discriminator import DOutput, MultiScaleDiscriminator
 from retina.render.grading import GradingSpace, build_grader, grader_features
@@ -201,8 +203,9 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         config.channels = choose_channels(index, config)
     config.channels = tuple(config.channels)
     size = config.res if config.arch == "spade" or config.stage == "fine" else config.res // 2
-    split = "train" if index.subset("train") else None
-    dataset = FundusDataset(data, config.res, config.channels, split=split, augment=None)
+    train_rows = training_rows(index, "render training", is_main)  # split=train only (retina.common.split)
+    dataset = FundusDataset(index, config.res, config.channels, augment=None, samples=train_rows)
+    training_set = fingerprint([(index, train_rows)])
     local_batch = min(config.batch, len(dataset)) // world
     if local_batch < 1:
         raise RetinaError(f"{data}: {len(dataset)} training images cannot be split over {world} processes")
@@ -271,8 +274,8 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
 
     run_config = {"kind": "render", **config.to_dict(), "grading_dim": grading_dim,
                   "perceptual_active": perceptual is not None, "data": str(data),
-                  "init": str(init) if init else None}
-    run = RunFolder(out, run_config, resume=resume, is_main=is_main)
+                  "init": str(init) if init else None, "training_set": fingerprint_reference(training_set)}
+    run = RunFolder(out, run_config, resume=resume, is_main=is_main, training_set=training_set)
     if previous is None:
         run.log({"event": "start", "stage": config.stage, "arch": config.arch,
                  "perceptual": perceptual is not None, "agm": space is not None})
