@@ -375,7 +375,7 @@ def _set_broken(kind: str, command: str) -> Callable[[Ctx], list[str]]:
             "preview": ["data", "preview", str(root), "--out", png],
             "merge": ["data", "merge", str(ctx.phantom), merge_part, "--out", out],
             "layout-train": ["layout", "train", "--data", str(root), "--out", out, "--res", str(SIZE), "--batch",
-                             "2", "--kimg", "0.002", "--width", "8", "--channel-max", "8", "--device", "cpu",
+                             "2", "--kimg", "0.002", "--channel-base", "2048", "--channel-max", "8", "--device", "cpu",
                              "--quiet"],
             "render-train": ["render", "train", "--data", str(root), "--out", out, "--res", str(SIZE), "--batch",
                              "2", "--steps", "1", "--width", "8", "--grader", "tiny", "--grader-steps", "1",

@@ -19,8 +19,8 @@ from retina.cli import main
 from retina.common.canonical import CanonicalDataset, CanonicalWriter
 from retina.common.checkpoint import Checkpoint, save_checkpoint
 
-TRAIN = ["layout", "train", "--res", "16", "--batch", "4", "--width", "8", "--channel-max", "32", "--device", "cpu",
-         "--quiet", "--ada-kimg", "0.05"]
+TRAIN = ["layout", "train", "--res", "16", "--batch", "4", "--channel-base", "2048", "--channel-max", "32",
+         "--device", "cpu", "--quiet", "--ada-kimg", "0.05"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

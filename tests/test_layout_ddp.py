@@ -14,8 +14,8 @@ import torch
 from retina.cli import main
 from retina.common.checkpoint import Checkpoint
 
-ARGS = ["layout", "train", "--res", "8", "--batch", "8", "--width", "8", "--channel-max", "16", "--kimg", "0.016",
-        "--snapshot-kimg", "1", "--device", "cpu", "--quiet"]
+ARGS = ["layout", "train", "--res", "8", "--batch", "8", "--channel-base", "2048", "--channel-max", "16",
+        "--kimg", "0.016", "--snapshot-kimg", "1", "--device", "cpu", "--quiet"]
 
 
 def _steps(run) -> list[dict]:

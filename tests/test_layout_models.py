@@ -21,7 +21,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(arch: str, res: int = 16) -> GeneratorConfig:
-    return GeneratorConfig(arch=arch, res=res, channels=CHANNELS, width=8, channel_max=32, z_dim=16, w_dim=16)
+    return GeneratorConfig(arch=arch, res=res, channels=CHANNELS, channel_base=2048, channel_max=32, z_dim=16,
+                           w_dim=16)
 
 
 @pytest.mark.parametrize("arch", ["stylegan", "acgan"])
@@ -65,7 +66,8 @@ def _phase_share(x: torch.Tensor) -> float:
 
 def test_stylegan_upsampling_layers_draw_no_checkerboard():
     """A stride-2 transposed convolution left a grid in trained vessel masks; the upsampling layers must not."""
-    config = GeneratorConfig(arch="stylegan", res=32, channels=CHANNELS, width=4, channel_max=32, z_dim=16, w_dim=16)
+    config = GeneratorConfig(arch="stylegan", res=32, channels=CHANNELS, channel_base=1024, channel_max=32, z_dim=16,
+                             w_dim=16)
     generator, _ = build_networks(config)
     with torch.no_grad():
         w = generator.mapping(torch.randn(8, 16), torch.zeros(8, dtype=torch.long))

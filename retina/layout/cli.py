@@ -21,9 +21,19 @@ def train(
     out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, samples/, last/best checkpoints)."),
     resume: Path | None = typer.Option(None, help="Continue the run in this folder (all state restored)."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
-    width: int | None = typer.Option(None, help="Feature channels at 256 px, doubling per halving of resolution "
-                                                "(default 8; 16 trains a richer model but samples at half speed)."),
-    channel_max: int | None = typer.Option(None, help="Cap on feature channels (default 128)."),
+    cfg: str | None = typer.Option(None, help="Network preset: small (default; CPU-sized, z = w = 64, channel base "
+                                              "2048), paper256 or auto (stylegan2-ada-pytorch's: z = w = 512, "
+                                              "channel base 16384 capped at 512, 8 / 2 mapping layers, style mixing "
+                                              "0.9, path length weight 2). The options below override it."),
+    z_dim: int | None = typer.Option(None, help="Latent z size (small 64, paper256/auto 512)."),
+    w_dim: int | None = typer.Option(None, help="Style w size (small 64, paper256/auto 512)."),
+    mapping_layers: int | None = typer.Option(None, help="Mapping network depth (small 2, paper256 8, auto 2)."),
+    channel_base: int | None = typer.Option(None, help="Feature channels at resolution r are channel_base / r "
+                                                       "(small 2048: 8 at 256 px; paper256/auto 16384)."),
+    channel_max: int | None = typer.Option(None, help="Cap on feature channels (small 128, paper256/auto 512)."),
+    style_mixing: float | None = typer.Option(None, help="Style mixing probability (small 0, paper256/auto 0.9)."),
+    pl_weight: float | None = typer.Option(None, help="Path-length regulariser weight, lazy every 4 G steps on half "
+                                                      "the batch, decay 0.01 (small 0 = off, paper256/auto 2)."),
     snapshot_kimg: float | None = typer.Option(None, help="Grid, best-metric evaluation and checkpoint every N kimg "
                                                         "(default 0.5)."),
     ada_target: float = typer.Option(0.6, help="ADA target r_t for E[sign(D(real))]."),
@@ -50,7 +60,15 @@ def train(
 ) -> None:
     """Train a layout GAN: progress with losses and ADA p, sample grids, last/best checkpoints, --resume."""
     from retina.common.errors import RetinaError
-    from retina.layout.config import ARCHS, GeneratorConfig, LayoutTrainConfig, TrainConfig
+    from retina.layout.config import (
+        ARCHS,
+        GENERATOR_PRESET_FIELDS,
+        TRAIN_PRESET_FIELDS,
+        GeneratorConfig,
+        LayoutTrainConfig,
+        TrainConfig,
+        cfg_preset,
+    )
     from retina.layout.train import train_layout
 
     if resume is None and out is None:
@@ -61,18 +79,36 @@ def train(
         raise RetinaError(f"--arch {arch}: unknown layout architecture; choose one of {', '.join(ARCHS)}")
     if (batch is not None and batch < 1) or (kimg is not None and kimg <= 0):
         raise RetinaError("--batch and --kimg must be positive")
-    generator = GeneratorConfig(arch=arch or "stylegan", res=res or 256)
-    generator.width = width if width is not None else generator.width
-    generator.channel_max = channel_max if channel_max is not None else generator.channel_max
-    generator.d_classifier = d_classifier if d_classifier is not None else generator.d_classifier
-    if resume is not None:  # None: take it from the checkpoint; a given value must agree with it
-        generator.arch, generator.res = arch, res
+    given = {"z_dim": z_dim, "w_dim": w_dim, "mapping_layers": mapping_layers, "channel_base": channel_base,
+             "channel_max": channel_max, "style_mixing": style_mixing, "pl_weight": pl_weight}
+    for name, value in given.items():
+        if value is not None and (value < 0 if name in ("style_mixing", "pl_weight") else value < 1):
+            raise RetinaError(f"--{name.replace('_', '-')} {value}: must be "
+                              f"{'>= 0' if name in ('style_mixing', 'pl_weight') else 'positive'}")
+    if style_mixing is not None and style_mixing > 1:
+        raise RetinaError(f"--style-mixing {style_mixing}: a probability, 0 to 1")
+    if resume is not None:  # None: take it from the checkpoint; a given network option must agree with it
+        if cfg is not None:
+            raise RetinaError(f"--cfg {cfg}: a resumed run keeps its networks; drop --cfg")
+        generator = GeneratorConfig(arch=arch, res=res, d_classifier=d_classifier,
+                                    **{k: given.get(k) for k in GENERATOR_PRESET_FIELDS})
+        regularisers = {k: TrainConfig().to_dict()[k] if given[k] is None else given[k] for k in TRAIN_PRESET_FIELDS}
+    else:
+        if (arch or "stylegan") != "stylegan" and cfg not in (None, "small"):
+            raise RetinaError(f"--cfg {cfg} is a StyleGAN2 preset; --arch {arch} takes --channel-base/--channel-max")
+        preset = cfg_preset(cfg or "small", res or 256)
+        chosen = {k: preset[k] if given.get(k) is None else given[k] for k in preset}
+        generator = GeneratorConfig(arch=arch or "stylegan", res=res or 256, cfg=cfg or "small",
+                                    **{k: chosen[k] for k in GENERATOR_PRESET_FIELDS})
+        if d_classifier is not None:
+            generator.d_classifier = d_classifier
+        regularisers = {k: chosen[k] for k in TRAIN_PRESET_FIELDS}
     if lr is None:  # StyleGAN2-ADA's rate assumes equalised-lr layers; ACGAN/DCGAN use 2e-4 (Odena et al.)
         lr = 0.0002 if arch == "acgan" else 0.0025
     training = TrainConfig(lr_g=lr, lr_d=lr, g_steps=g_steps, label_smoothing=label_smoothing, r1_gamma=r1_gamma,
                            ada_target=ada_target, ada_kimg=ada_kimg, blur_sigma=blur_sigma,
                            hard_fakes=hard_fakes, ac_on_fakes=ac_on_fakes,
-                           blur_lesions_only=blur_lesions_only)
+                           blur_lesions_only=blur_lesions_only, **regularisers)
     config = LayoutTrainConfig(data=str(data) if data else "", out=str(resume or out), batch=batch, kimg=kimg,
                                snapshot_kimg=snapshot_kimg, seed=seed, device=device, amp=amp,
                                channels_last=channels_last, generator=generator, train=training)

@@ -175,15 +175,27 @@ class StyleGenerator(nn.Module):
             selected = w[grades == grade].float().mean(dim=0)
             self.w_avg[grade].lerp_(selected, 1.0 - beta)
 
+    @property
+    def num_ws(self) -> int:
+        """Style inputs of the synthesis network: one per modulated convolution plus the last ToMask; each ToMask
+        shares its w with the next level's first convolution (stylegan2-ada-pytorch's ``num_ws``)."""
+        return len(self.layers) + 1
+
     def synthesis(self, w: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """``w``: one style per sample (B, w_dim), or one per layer (B, num_ws, w_dim) as style mixing and the
+        path-length regulariser make them."""
+        def style(index: int) -> torch.Tensor:
+            return w if w.dim() == 2 else w[:, index]
+
         x = self.const[None].expand(w.shape[0], -1, -1, -1)
-        x = self.layers[0](x, w, generators)
+        x = self.layers[0](x, style(0), generators)
         bias = torch.stack([to_mask.bias for to_mask in self.to_masks]).sum(dim=0)
-        image = self.to_masks[0](x, w, bias[None, :, None, None].expand(x.shape[0], -1, *x.shape[2:]))
+        image = self.to_masks[0](x, style(1), bias[None, :, None, None].expand(x.shape[0], -1, *x.shape[2:]))
         for index, to_mask in enumerate(self.to_masks[1:]):
-            x = self.layers[1 + 2 * index](x, w, generators)
-            x = self.layers[2 + 2 * index](x, w, generators)
-            image = to_mask(x, w, F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False))
+            x = self.layers[1 + 2 * index](x, style(1 + 2 * index), generators)
+            x = self.layers[2 + 2 * index](x, style(2 + 2 * index), generators)
+            image = to_mask(x, style(3 + 2 * index),
+                            F.interpolate(image, scale_factor=2, mode="bilinear", align_corners=False))
         return image
 
     def forward(
@@ -194,6 +206,20 @@ class StyleGenerator(nn.Module):
         truncation: float = 1.0,
     ) -> torch.Tensor:
         return self.synthesis(self.mapping(z, grades, truncation), generators)
+
+
+def mix_styles(w: torch.Tensor, w_second: torch.Tensor, num_ws: int, probability: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """Style mixing regularisation (Karras et al. 2019 sec. 3.1; stylegan2-ada-pytorch's StyleGAN2Loss.run_G):
+    per layer styles (B, num_ws, w_dim) that, with ``probability``, switch from ``w`` to ``w_second`` at a cutoff
+    drawn uniformly from 1..num_ws-1 (one cutoff per batch, as the reference draws it)."""
+    cutoff = int(torch.randint(1, num_ws, (), generator=generator))
+    if float(torch.rand((), generator=generator)) >= probability:
+        cutoff = num_ws
+    ws = w[:, None].expand(-1, num_ws, -1)
+    if cutoff == num_ws:
+        return ws
+    return torch.cat([ws[:, :cutoff], w_second[:, None].expand(-1, num_ws - cutoff, -1)], dim=1)
 
 
 class DiscriminatorBlock(nn.Module):

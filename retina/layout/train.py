@@ -49,10 +49,11 @@ from retina.common.schema import LESION_CHANNELS
 from retina.common.seeding import sample_seed, seed_everything, torch_generator
 from retina.common.split import selection_rows, training_rows
 from retina.layout.ada import AdaptiveAugment
-from retina.layout.config import GeneratorConfig, LayoutTrainConfig, TrainConfig
-from retina.layout.losses import discriminator_loss, generator_loss, grade_loss, r1_penalty
+from retina.layout.config import GENERATOR_PRESET_FIELDS, GeneratorConfig, LayoutTrainConfig, TrainConfig
+from retina.layout.losses import discriminator_loss, generator_loss, grade_loss, path_length_penalty, r1_penalty
 from retina.layout.model import build_networks, expand_channels, per_sample_latents
 from retina.layout.sample import preview_grid
+from retina.layout.stylegan import mix_styles
 
 # What `best.safetensors` is chosen by; a resumed run kept by another metric starts its best afresh.
 BEST_METRIC = "layout_score with grade control"
@@ -140,16 +141,20 @@ class LayoutTrainer:
         seed_everything(config.seed)  # identical initial weights on every rank
         if checkpoint is not None:
             saved = GeneratorConfig.from_saved(checkpoint.config["generator"])
-            for name in ("arch", "res"):
-                wanted = getattr(config.generator, name)
-                if wanted is not None and wanted != getattr(saved, name):
-                    raise RetinaError(f"{checkpoint.path}: trained with --{name} {getattr(saved, name)}, not {wanted};"
-                                      f" resume with --{name} {getattr(saved, name)} or start a new --out")
+            for name in ("arch", "res", *GENERATOR_PRESET_FIELDS, "d_classifier"):
+                wanted, kept = getattr(config.generator, name), getattr(saved, name)
+                if wanted is not None and wanted != kept:
+                    option = "--" + name.replace("_", "-")
+                    raise RetinaError(f"{checkpoint.path}: trained with {option} {kept}, not {wanted}; resume "
+                                      f"with {option} {kept} or start a new --out")
             config.generator = saved
             config.train = TrainConfig(**{**checkpoint.config["train"], **_overrides(config.train)})
             config.data = config.data or checkpoint.config["training"]["data"]
         if not config.data:
             raise RetinaError("--data is required (a canonical data set with masks)")
+        if config.generator.arch != "stylegan" and (config.train.style_mixing > 0 or config.train.pl_weight > 0):
+            raise RetinaError(f"--style-mixing and --pl-weight are StyleGAN2 regularisers; --arch "
+                              f"{config.generator.arch} has neither (set them to 0)")
         gen = config.generator
         if gen.res < 8 or gen.res & (gen.res - 1):
             raise RetinaError(f"--res {gen.res}: use a power of two >= 8 (e.g. 32, 64, 128, 256)")
@@ -174,11 +179,14 @@ class LayoutTrainer:
         t = config.train
         # Lazy regularisation: rescale D's Adam hyper-parameters (StyleGAN2 appendix B).
         ratio = t.r1_interval / (t.r1_interval + 1)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g, betas=(t.beta1, t.beta2), eps=1e-8)
+        g_ratio = t.pl_interval / (t.pl_interval + 1) if t.pl_weight > 0 else 1.0
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=t.lr_g * g_ratio,
+                                      betas=(t.beta1 ** g_ratio, t.beta2 ** g_ratio), eps=1e-8)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=t.lr_d * ratio,
                                       betas=(t.beta1 ** ratio, t.beta2 ** ratio), eps=1e-8)
         self.ada = AdaptiveAugment(t.ada_target, t.ada_interval, t.ada_kimg)
         self.cur_nimg, self.step, self.fakes_drawn = 0, 0, 0
+        self.pl_mean = torch.zeros((), device=self.device)  # running mean path length (StyleGAN2's pl_mean)
         self.best_score = math.inf
         self.run = RunFolder(config.out, self._checkpoint_config(), resume=resume, is_main=self.context.is_main,
                              training_set=self._fingerprint)
@@ -204,7 +212,7 @@ class LayoutTrainer:
     def _state(self) -> dict:
         return {"cur_nimg": self.cur_nimg, "step": self.step, "fakes_drawn": self.fakes_drawn,
                 "best_score": None if math.isinf(self.best_score) else self.best_score,
-                "best_metric": self._best_metric(),
+                "best_metric": self._best_metric(), "pl_mean": float(self.pl_mean),
                 "ada": self.ada.state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
                 "rng": rng_state()}
 
@@ -213,6 +221,7 @@ class LayoutTrainer:
             load_module(module, checkpoint.submodule(prefix), checkpoint.path)
         state = checkpoint.state
         self.cur_nimg, self.step, self.fakes_drawn = state["cur_nimg"], state["step"], state["fakes_drawn"]
+        self.pl_mean = torch.tensor(float(state.get("pl_mean", 0.0)), device=self.device)
         self.best_score = math.inf if state["best_score"] is None else state["best_score"]
         # a best kept by another metric (or on other masks) is not comparable: start over
         if state.get("best_metric") != self._best_metric():
@@ -246,12 +255,49 @@ class LayoutTrainer:
         index = torch.tensor(indices)
         return self.real[index].to(self.device).float(), self.real_grades[index].to(self.device)
 
-    def _fake(self, grades: torch.Tensor, generator: torch.nn.Module | None = None) -> torch.Tensor:
+    def _fake(self, grades: torch.Tensor) -> torch.Tensor:
         first = self.fakes_drawn + self.context.rank * self.local_batch
         seeds = [sample_seed(self.config.seed, first + i) for i in range(self.local_batch)]
-        self.fakes_drawn += self.config.batch
         z, generators = per_sample_latents(seeds, self.G.z_dim, self.device)
-        return torch.sigmoid((generator or self.G)(z, grades, generators).float())
+        if hasattr(self.G, "synthesis"):
+            logits = self.G.synthesis(self._styles(z, grades, self.fakes_drawn, first), generators)
+        else:
+            logits = self.G(z, grades, generators)
+        self.fakes_drawn += self.config.batch
+        return torch.sigmoid(logits.float())
+
+    def _styles(self, z: torch.Tensor, grades: torch.Tensor, batch_index: int, first: int) -> torch.Tensor:
+        """StyleGAN's w (B, w_dim) for ``z`` or, with style mixing on, per-layer styles (B, num_ws, w_dim). The
+        second z and the cutoff come from seeds of the run, the global batch (``batch_index``) and the sample
+        (``first + i``): the same on every rank and after a resume."""
+        w = self.G.mapping(z, grades)
+        probability = self.config.train.style_mixing
+        if probability <= 0:
+            return w
+        seed = self.config.seed
+        second = [sample_seed(seed + 4_000_037, first + i) for i in range(len(z))]
+        z_second, _ = per_sample_latents(second, self.G.z_dim, self.device)
+        draw = torch_generator(sample_seed(seed + 3_000_017, batch_index))
+        return mix_styles(w, self.G.mapping(z_second, grades), self.G.num_ws, probability, draw)
+
+    def _path_length_loss(self, grades: torch.Tensor, g_step: int) -> torch.Tensor:
+        """StyleGAN2's lazy path-length penalty on ``1 / pl_batch_shrink`` of the batch, times ``pl_interval``
+        (it runs every ``pl_interval`` G steps); updates the running mean of the path length."""
+        t = self.config.train
+        count = max(1, self.local_batch // t.pl_batch_shrink)
+        first = g_step * self.config.batch + self.context.rank * count
+        seeds = [sample_seed(self.config.seed + 5_000_011, first + i) for i in range(count)]
+        z, generators = per_sample_latents(seeds, self.G.z_dim, self.device)
+        ws = self._styles(z, grades[:count], g_step, first)
+        if ws.dim() == 2:
+            ws = ws[:, None].expand(-1, self.G.num_ws, -1)
+        images = self.G.synthesis(ws, generators).float()
+        noise = torch.randn(images.shape, generator=torch_generator(seeds[0])).to(self.device)
+        noise = noise / math.sqrt(images.shape[2] * images.shape[3])
+        penalty, lengths = path_length_penalty(images, ws, self.pl_mean, t.pl_decay, noise)
+        batch_mean = all_reduce_mean(lengths.mean(), self.context)  # every rank keeps the same running mean
+        self.pl_mean = self.pl_mean.lerp(batch_mean, t.pl_decay)
+        return penalty.mean() * t.pl_weight * t.pl_interval
 
     def _autocast(self):
         if self.config.amp and self.device.type == "cuda":
@@ -271,14 +317,19 @@ class LayoutTrainer:
         real, grades = self._real_batch()
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        g_losses = []
-        for _ in range(t.g_steps):
+        g_losses, pl_penalty = [], None
+        for g_index in range(t.g_steps):
             with self._autocast():
                 z_first = self.fakes_drawn
                 fake = self._fake(grades)
             logits, grade_logits = self._discriminate(self._soften(self.ada(as_sampled(fake, t.hard_fakes))),
                                                       grades)
             loss_g = generator_loss(logits.float()) + t.ac_weight * grade_loss(grade_logits, grades)
+            g_step = self.step * t.g_steps + g_index
+            if t.pl_weight > 0 and g_step % t.pl_interval == 0:
+                with self._autocast():
+                    pl_penalty = self._path_length_loss(grades, g_step)
+                loss_g = loss_g + pl_penalty
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             reduce_gradients(self.G, self.context)
@@ -311,11 +362,16 @@ class LayoutTrainer:
         if self.step % t.ada_interval == 0:
             self.ada.update(self.config.batch * t.ada_interval, self.context)
         self._update_ema()
-        values = torch.stack([torch.stack(g_losses).mean(), loss_d.detach(), r1.detach()])
-        loss_g_value, loss_d_value, r1_value = all_reduce_mean(values, self.context).tolist()
-        return {"kimg": self.cur_nimg / 1000, "nimg": self.cur_nimg, "step": self.step, "loss_g": loss_g_value,
-                "loss_d": loss_d_value, "r1": r1_value if do_r1 else None, "ada_p": self.ada.p,
-                "ada_rt": self.ada.last_rt}
+        pl_value = torch.zeros((), device=self.device) if pl_penalty is None else pl_penalty.detach()
+        values = torch.stack([torch.stack(g_losses).mean(), loss_d.detach(), r1.detach(), pl_value])
+        loss_g_value, loss_d_value, r1_value, pl_value = all_reduce_mean(values, self.context).tolist()
+        record = {"kimg": self.cur_nimg / 1000, "nimg": self.cur_nimg, "step": self.step, "loss_g": loss_g_value,
+                  "loss_d": loss_d_value, "r1": r1_value if do_r1 else None, "ada_p": self.ada.p,
+                  "ada_rt": self.ada.last_rt}
+        if t.pl_weight > 0:
+            record["pl"] = pl_value if pl_penalty is not None else None
+            record["pl_mean"] = float(self.pl_mean)
+        return record
 
     @torch.no_grad()
     def _update_w_avg(self, first: int, grades: torch.Tensor) -> None:
