@@ -185,6 +185,70 @@ def test_aae_tiny_overfit_reconstruction_drops():
     assert model.sample([1, 2], size=32).shape == (2, 32, 32)
 
 
+def test_aae_stochastic_encoder_shapes_and_sampling_variance_at_256px():
+    torch.manual_seed(0)
+    model = VesselAAE(AAEConfig(res=256, latent=8, width=2, max_width=16))  # Mahajan et al.'s resolution
+    x = (torch.rand(2, 1, 256, 256) > 0.9).float()
+    model.eval()  # BatchNorm on running statistics: the draws below differ by eps alone
+    z, mu, log_var = model.encoder(x)
+    assert z.shape == mu.shape == log_var.shape == (2, 8)
+    with torch.no_grad():
+        draws = torch.stack([model.encoder(x)[0] for _ in range(400)])
+    assert not torch.equal(draws[0], draws[1])  # a new eps per call: z is a draw, not f(x)
+    sigma = torch.exp(0.5 * log_var).detach()
+    torch.testing.assert_close(draws.mean(0), mu.detach(), atol=float(4 * sigma.max() / 20), rtol=0)
+    ratio = draws.var(0) / sigma.square()
+    assert 0.75 < float(ratio.min()) and float(ratio.max()) < 1.3  # the variance the sigma head states
+    code, logits = model(x)
+    assert code.shape == (2, 8) and logits.shape == (2, 1, 256, 256)
+    deterministic = VesselAAE(AAEConfig(res=256, latent=8, width=2, max_width=16, encoder="deterministic")).eval()
+    first, mean, none = deterministic.encoder(x)
+    assert none is None and torch.equal(first, mean) and torch.equal(first, deterministic.encoder(x)[0])
+    with pytest.raises(RetinaError, match="--encoder"):
+        AAEConfig(encoder="vae")
+
+
+def test_aae_prior_matching_trains_through_the_reparameterised_codes():
+    """Codes that start off the prior: the code discriminator learns to tell them from N(0, I) (its loss falls),
+    then the stochastic encoder learns to fool it, through z = mu + sigma * eps (its loss falls, its codes move
+    towards the prior's mean)."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    model = VesselAAE(AAEConfig(res=16, latent=8, width=8, max_width=16))
+    maps = torch.from_numpy(np.stack([_layout(g % 5, size=16, seed=g)[VESSELS] for g in range(8)]))[:, None].float()
+    with torch.no_grad():
+        model.encoder.mu.bias += 3.0
+    optimiser_d = torch.optim.Adam(model.code_discriminator.parameters(), lr=1e-3)
+    d_losses = []
+    for _ in range(30):
+        loss = model.losses(maps)["discriminator"]
+        optimiser_d.zero_grad()
+        loss.backward()
+        optimiser_d.step()
+        d_losses.append(float(loss.detach()))
+    assert d_losses[-1] < 0.2 * d_losses[0]
+    optimiser_e = torch.optim.Adam(model.encoder.parameters(), lr=1e-2)
+    fooling, means, sigma_grads = [], [], []
+    for _ in range(10):
+        z, _, _ = model.encoder(maps)
+        loss = F.binary_cross_entropy_with_logits(model.code_discriminator(z), torch.ones(len(z), 1))
+        optimiser_e.zero_grad()
+        loss.backward()
+        sigma_grads.append(float(model.encoder.log_var.weight.grad.abs().sum()))
+        optimiser_e.step()
+        fooling.append(float(loss.detach()))
+        means.append(float(z.detach().mean()))
+    assert fooling[-1] < 0.5 * fooling[0] and means[-1] < means[0]
+    assert sigma_grads[0] > 0  # sigma learns too
+
+
+def test_aae_checkpoints_before_the_encoder_option_load_deterministic():
+    saved = {k: v for k, v in AAEConfig(res=16, latent=8).__dict__.items() if k != "encoder"}
+    assert AAEConfig.from_saved(saved).encoder == "deterministic"
+    assert AAEConfig.from_saved({**saved, "encoder": "stochastic"}).encoder == "stochastic"
+
+
 def _cli_app() -> typer.Typer:
     from retina.cli import app
 

@@ -2,6 +2,14 @@
 decoder back to a vessel map, and a code discriminator that pushes the codes towards N(0, I), so that
 decoding z ~ N(0, I) draws new trees.
 
+The encoder is stochastic by default, as in Mahajan et al. sec. 5 (after Costa et al. 2018) and Makhzani et al.'s
+"Gaussian posterior" AAE: the convolutional features go to a 512-d vector and two dense heads give mu and the
+log-variance of q(z | x); the code is drawn with the reparameterisation trick, z = mu + exp(log_var / 2) * eps
+(Mahajan et al. eq. 5 writes sqrt(sigma) with sigma the variance; the log keeps it positive). ``encoder =
+"deterministic"`` is the plain z = f(x) encoder (what checkpoints written before this option hold). The code
+discriminator sees the drawn codes, so it matches the aggregated posterior q(z) to the prior.
+Any power-of-two resolution from 8 px works; Mahajan et al. train at 256 px (``--res 256``).
+
 The same model learns SkrGAN sketches (``kind="sketch"``): only the training data differ.
 """
 
@@ -22,6 +30,7 @@ from retina.common.errors import RetinaError
 from retina.common.seeding import torch_generator
 
 AAE_KINDS = ("aae", "sketch")
+ENCODERS = ("stochastic", "deterministic")
 ARCH = "conv-aae"
 
 
@@ -39,10 +48,19 @@ class AAEConfig:
     # Mean vessel (or sketch) fraction of the training maps, set by the trainer; sampling never thresholds a map
     # above the level that would keep this fraction, so a still-blurry decoder draws trees rather than nothing.
     train_fraction: float = 0.0
+    encoder: str = "stochastic"  # "stochastic" (mu, sigma and the reparameterisation trick) or "deterministic"
+    encoder_hidden: int = 512  # Mahajan et al.: the features become a 512-d vector before the mu / sigma heads
 
     def __post_init__(self) -> None:
         if self.res < self.bottom * 2 or self.res & (self.res - 1):
             raise RetinaError(f"--res {self.res}: the AAE needs a power of two >= {self.bottom * 2}")
+        if self.encoder not in ENCODERS:
+            raise RetinaError(f"--encoder {self.encoder}: choose one of {', '.join(ENCODERS)}")
+
+    @classmethod
+    def from_saved(cls, saved: dict) -> AAEConfig:
+        """The config of a checkpoint; those written before ``encoder`` existed hold a deterministic encoder."""
+        return cls(**{"encoder": "deterministic", **saved})
 
     @property
     def stages(self) -> int:
@@ -65,16 +83,32 @@ def _up(cin: int, cout: int) -> nn.Sequential:
 
 
 class Encoder(nn.Module):
+    """``forward(x) -> (z, mu, log_var)``; the deterministic encoder returns ``(z, z, None)``."""
+
     def __init__(self, config: AAEConfig):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(1, config.channels(0), 3, padding=1), nn.LeakyReLU(0.2)]
         for stage in range(config.stages):
             layers.append(_down(config.channels(stage), config.channels(stage + 1)))
         self.features = nn.Sequential(*layers)
-        self.code = nn.Linear(config.channels(config.stages) * config.bottom**2, config.latent)
+        flat = config.channels(config.stages) * config.bottom**2
+        self.stochastic = config.encoder == "stochastic"
+        if self.stochastic:
+            self.hidden = nn.Sequential(nn.Linear(flat, config.encoder_hidden), nn.LeakyReLU(0.2))
+            self.mu = nn.Linear(config.encoder_hidden, config.latent)
+            self.log_var = nn.Linear(config.encoder_hidden, config.latent)
+        else:
+            self.code = nn.Linear(flat, config.latent)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.code(self.features(x).flatten(1))
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        features = self.features(x).flatten(1)
+        if not self.stochastic:
+            z = self.code(features)
+            return z, z, None
+        hidden = self.hidden(features)
+        mu, log_var = self.mu(hidden), self.log_var(hidden)
+        z = mu + torch.exp(0.5 * log_var) * torch.randn_like(mu)  # reparameterisation: gradients reach mu, sigma
+        return z, mu, log_var
 
 
 class Decoder(nn.Module):
@@ -116,8 +150,9 @@ class VesselAAE(nn.Module):
         self.code_discriminator = CodeDiscriminator(config)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(code, reconstruction logits)`` for vessel maps ``x`` (B, 1, res, res) in {0, 1}."""
-        z = self.encoder(x)
+        """``(code, reconstruction logits)`` for vessel maps ``x`` (B, 1, res, res) in {0, 1}; the code is a draw
+        from q(z | x) with the stochastic encoder."""
+        z, _, _ = self.encoder(x)
         return z, self.decoder(z)
 
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -175,7 +210,7 @@ def load_aae(path: str | Path, kind: str = "aae", device: torch.device | str = "
         raise RetinaError(f"unknown vessel model kind '{kind}'; use one of {', '.join(AAE_KINDS)}")
     checkpoint = Checkpoint(path).expect(kind, ARCH)
     try:
-        config = AAEConfig(**checkpoint.config["model"])
+        config = AAEConfig.from_saved(checkpoint.config["model"])
     except (KeyError, TypeError) as error:
         raise RetinaError(f"{checkpoint.path}: config does not describe an AAE ({error})") from None
     model = VesselAAE(config)

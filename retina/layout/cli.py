@@ -171,7 +171,7 @@ def sample(
 
 
 def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float | None, batch: int, latent: int,
-                        width: int,
+                        width: int, encoder: str,
                         lr: float, seed: int | None, out: Path | None, resume: Path | None, device: str, quiet: bool
                         ) -> None:
     from retina.common.errors import RetinaError
@@ -192,14 +192,15 @@ def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float | No
         if total * 1000 <= int(last.state["images_seen"]):
             raise RetinaError(f"{resume} has already trained {done:g} kimg; pass --kimg larger than {done:g} "
                               "to continue")
-        config = AAETrainConfig(**{**saved, "model": AAEConfig(**saved["model"]), "kimg": total})
+        config = AAETrainConfig(**{**saved, "model": AAEConfig.from_saved(saved["model"]), "kimg": total})
     else:
         kimg = AAETrainConfig.kimg if kimg is None else kimg
         if data is None:
             raise RetinaError("--data DIR is needed for a new run")
         if (batch is not None and batch < 1) or kimg <= 0:
             raise RetinaError("--batch and --kimg must be positive")
-        config = AAETrainConfig(data=str(data), kind=kind, model=AAEConfig(res=res, latent=latent, width=width),
+        config = AAETrainConfig(data=str(data), kind=kind, model=AAEConfig(res=res, latent=latent, width=width,
+                                                                          encoder=encoder),
                                 kimg=kimg, batch=batch, lr=lr, seed=0 if seed is None else seed)
     train_aae(config, resume or out, resume=resume is not None, device=device, show_progress=not quiet)
 
@@ -209,12 +210,15 @@ def _vessel_train_command(kind: str, doc: str, data_help: str, shown: str, laten
 
     def command(
         data: Path | None = typer.Option(None, help=data_help),
-        res: int = typer.Option(128, help="Training resolution, a power of two."),
+        res: int = typer.Option(128, help="Training resolution, a power of two (Mahajan et al.: 256)."),
         kimg: float | None = typer.Option(None, help=f"Train until this many thousand {shown} have been shown "
                                                       "(default 10; on --resume the run's own total)."),
         batch: int = typer.Option(16, help="Batch size."),
         latent: int = typer.Option(128, help=latent_help),
         width: int = typer.Option(16, help="Feature channels at full resolution (doubling per halving)."),
+        encoder: str = typer.Option("stochastic", help="stochastic: mu and sigma heads with the reparameterisation "
+                                                       "trick (Mahajan et al., Makhzani et al.); deterministic: "
+                                                       "z = f(x)."),
         lr: float = typer.Option(2e-4, help="Adam learning rate."),
         seed: int | None = typer.Option(None, help="Run seed (default 0)."),
         out: Path | None = typer.Option(None, help="Run folder (config, log.jsonl, last checkpoint)."),
@@ -222,7 +226,8 @@ def _vessel_train_command(kind: str, doc: str, data_help: str, shown: str, laten
         device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
-        _train_vessel_model(kind, data, res, kimg, batch, latent, width, lr, seed, out, resume, device, quiet)
+        _train_vessel_model(kind, data, res, kimg, batch, latent, width, encoder, lr, seed, out, resume, device,
+                            quiet)
 
     command.__doc__ = doc
     return command
