@@ -182,6 +182,85 @@ def bench_layout(model_name: str, repeats: int, variant: str = "", res: int = 25
     return {"masks_per_s": batch / seconds, "first_call_s": first}
 
 
+def _nvlabs_stylegan2(cfg: str, res: int, channels: int):
+    """NVlabs' stylegan2-ada-pytorch Generator at preset ``cfg`` (its train.py cfg_specs), from the checkout named
+    by $STYLEGAN2_ADA_PYTORCH (outside this repository: never vendored). fp32 everywhere (num_fp16_res 0, no
+    clamp): its mixed precision is CUDA-only. On CPU its custom ops (bias_act, upfirdn2d) run their reference
+    implementations, the only CPU path the code has."""
+    import os
+
+    from retina.common.schema import NUM_GRADES
+    from retina.layout.config import cfg_preset
+
+    path = os.environ.get("STYLEGAN2_ADA_PYTORCH")
+    if not path:
+        raise SystemExit("set STYLEGAN2_ADA_PYTORCH to a checkout of NVlabs/stylegan2-ada-pytorch")
+    sys.path.insert(0, path)
+    from training.networks import Generator  # type: ignore[import-not-found]
+
+    preset = cfg_preset(cfg, res)
+    return Generator(z_dim=preset["z_dim"], c_dim=NUM_GRADES, w_dim=preset["w_dim"], img_resolution=res,
+                     img_channels=channels, mapping_kwargs={"num_layers": preset["mapping_layers"]},
+                     synthesis_kwargs={"channel_base": preset["channel_base"], "channel_max": preset["channel_max"],
+                                       "num_fp16_res": 0, "conv_clamp": None}).eval()
+
+
+def bench_layout_vs_nvlabs(cfg: str, res: int, precision: str, repeats: int, batch: int = 4) -> dict:
+    """Our StyleGAN2 layout generator and NVlabs' at the same preset, resolution, channels, batch and precision,
+    timed in alternation in one process (round by round, the order swapped each round) so that both see the same
+    machine load; medians. Both run the network from latents to logits with per-layer random noise: ours from
+    per-sample seeds (its sampling path, channels_last as `retina layout sample`), the reference with
+    noise_mode='random' and one-hot grade labels."""
+    import os
+
+    import torch.nn.functional as F
+
+    from retina.common.schema import NUM_CHANNELS, NUM_GRADES
+    from retina.layout.model import untrained_layout_model
+
+    torch.manual_seed(0)
+    ours = untrained_layout_model("stylegan", res, torch.device("cpu"), cfg=cfg)
+    reference = _nvlabs_stylegan2(cfg, res, NUM_CHANNELS)
+    grades = [i % NUM_GRADES for i in range(batch)]
+    labels = F.one_hot(torch.tensor(grades), NUM_GRADES).float()
+    counter = iter(range(10**9))
+
+    def run_ours():
+        base = next(counter) * batch
+        with torch.inference_mode(), _precision_context(precision):
+            ours.logits(grades, list(range(base, base + batch)))
+
+    def run_reference():
+        with torch.inference_mode(), _precision_context(precision):
+            reference(torch.randn(batch, reference.z_dim), labels, noise_mode="random")
+
+    with torch.inference_mode():
+        flops_ours = _forward_flops(lambda: ours.module(*_latents(ours, grades)))
+        flops_reference = _forward_flops(lambda: reference(torch.randn(batch, reference.z_dim), labels))
+    run_ours(), run_reference()  # warm-up
+    times: dict[str, list[float]] = {"ours": [], "reference": []}
+    for round_ in range(repeats):
+        order = (("ours", run_ours), ("reference", run_reference))
+        for name, fn in order if round_ % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    ours_s, reference_s = statistics.median(times["ours"]), statistics.median(times["reference"])
+    return {"masks_per_s": batch / ours_s, "reference_masks_per_s": batch / reference_s,
+            "ratio": reference_s / ours_s, "gflop_per_image": flops_ours / batch / 1e9,
+            "reference_gflop_per_image": flops_reference / batch / 1e9,
+            "params_m": sum(p.numel() for p in ours.module.parameters()) / 1e6,
+            "reference_params_m": sum(p.numel() for p in reference.parameters()) / 1e6,
+            "times_s": times, "load_1min": os.getloadavg()[0]}
+
+
+def _latents(sampler, grades: list[int]) -> tuple:
+    from retina.layout.model import per_sample_latents
+
+    z, generators = per_sample_latents(list(range(len(grades))), sampler.module.z_dim, torch.device("cpu"))
+    return z, torch.tensor(grades), generators
+
+
 def bench_peak(dtype: str, quick: bool) -> dict:
     n = 2048 if quick else 4096
     return {"gflops": matmul_gflops(torch.bfloat16 if dtype == "bf16" else torch.float32, n)}
@@ -194,6 +273,9 @@ def items(quick: bool) -> list[tuple[str, list[str]]]:
         plan.append((f"layout {model} 256 b16", ["layout", model]))
     for variant in ("no-cl", "bf16", "compile"):  # the evidence for the defaults of `retina layout sample`
         plan.append((f"layout stylegan 256 b16 {variant}", ["layout", "stylegan", variant]))
+    for precision in ("fp32", "bf16"):  # side by side with NVlabs' generator at its paper256 configuration
+        plan.append((f"layout stylegan paper256 vs nvlabs 256 b4 {precision}",
+                     ["layout-nvlabs", "paper256", "256", precision]))
     for res in (256, 512):
         for arch in ("reference-spade", "drgan", "spade"):
             for precision in ("fp32", "bf16"):
@@ -214,6 +296,8 @@ def run_item(args: list[str], repeats: int, quick: bool) -> dict:
         result = bench_peak(args[1], quick)
     elif kind == "layout":
         result = bench_layout(args[1], repeats, *args[2:])
+    elif kind == "layout-nvlabs":
+        result = bench_layout_vs_nvlabs(args[1], int(args[2]), args[3], repeats)
     elif kind == "render":
         result = bench_render(args[1], int(args[2]), args[3], repeats, variant=args[4] if len(args) > 4 else "")
     elif kind == "train":
@@ -283,7 +367,10 @@ def markdown_table(results: dict) -> str:
             continue
         parts = label.split()
         throughput, ratio = "", ""
-        if "masks_per_s" in value:
+        if "reference_masks_per_s" in value:  # a side-by-side row: ours, then NVlabs' in the ratio column
+            throughput = f"{value['masks_per_s']:.2f} masks/s (NVlabs {value['reference_masks_per_s']:.2f})"
+            ratio = f"{value['ratio']:.2f}x NVlabs"
+        elif "masks_per_s" in value:
             throughput = f"{value['masks_per_s']:.1f} masks/s"
         elif "images_per_s" in value:
             throughput = f"{value['images_per_s']:.2f} img/s"
@@ -301,6 +388,12 @@ def markdown_table(results: dict) -> str:
         achieved = value.get("achieved_gflops")
         precision = parts[-1] if parts[-1] in ("fp32", "bf16") else "fp32"
         fraction = f"{100 * achieved / peak[precision]:.0f}%" if achieved and peak.get(precision) else ""
+        if "reference_gflop_per_image" in value:
+            lines.append(f"| {label} | {throughput} | {ratio} | {gflop:.1f} (NVlabs "
+                         f"{value['reference_gflop_per_image']:.1f}) | params {value['params_m']:.2f} M (NVlabs "
+                         f"{value['reference_params_m']:.2f} M) | load {value['load_1min']:.1f} | "
+                         f"{value['peak_rss_mb']:.0f} |")
+            continue
         lines.append(f"| {label} | {throughput} | {ratio} | {gflop:.1f} | {achieved:.0f} | {fraction} | "
                      f"{value['peak_rss_mb']:.0f} |" if gflop else
                      f"| {label} | {throughput} | {ratio} | | | | {value['peak_rss_mb']:.0f} |")

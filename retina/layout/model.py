@@ -135,10 +135,14 @@ def load_layout_model(checkpoint: str | Path | None, device: torch.device | str 
 
 
 def untrained_layout_model(arch: str, res: int, device: torch.device | str = "cpu", seed: int = 0,
-                           channels_last: bool = True, compile: bool = False) -> GanLayout:
-    """A randomly initialised GAN of the default width producing every channel: for speed benchmarks and as
-    the 'untrained' baseline of layout metrics (its name says so)."""
-    config = GeneratorConfig(arch=arch, res=res, channels=list(CHANNEL_NAMES))
+                           channels_last: bool = True, compile: bool = False, cfg: str = "small") -> GanLayout:
+    """A randomly initialised GAN of preset ``cfg`` (default: the small one) producing every channel: for speed
+    benchmarks and as the 'untrained' baseline of layout metrics (its name says so)."""
+    from retina.layout.config import GENERATOR_PRESET_FIELDS, cfg_preset
+
+    preset = cfg_preset(cfg, res)
+    config = GeneratorConfig(arch=arch, res=res, channels=list(CHANNEL_NAMES), cfg=cfg,
+                             **{k: preset[k] for k in GENERATOR_PRESET_FIELDS})
     torch.manual_seed(seed)
     generator, _ = build_networks(config)
     return GanLayout(generator, config, f"untrained-{arch}", torch.device(device), channels_last, compile)
