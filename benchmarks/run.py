@@ -221,6 +221,8 @@ def bench_layout_vs_nvlabs(cfg: str, res: int, precision: str, repeats: int, bat
     torch.manual_seed(0)
     ours = untrained_layout_model("stylegan", res, torch.device("cpu"), cfg=cfg)
     reference = _nvlabs_stylegan2(cfg, res, NUM_CHANNELS)
+    for module in (ours.module, reference):  # inference only; also keeps the FLOP counter's module hooks quiet
+        module.requires_grad_(False)
     grades = [i % NUM_GRADES for i in range(batch)]
     labels = F.one_hot(torch.tensor(grades), NUM_GRADES).float()
     counter = iter(range(10**9))

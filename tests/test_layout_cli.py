@@ -215,3 +215,21 @@ def test_run_has_tensorboard_events_and_plots(run, tmp_path, capsys):
 
     assert Image.open(tmp_path / "curves.png").size[0] > 600
     assert "log.jsonl: not found" in _error(["runs", "plot", str(tmp_path)], capsys)
+
+
+SMALL_TRAIN = ["layout", "train", "--res", "16", "--batch", "4", "--channel-base", "512", "--channel-max", "16",
+               "--z-dim", "8", "--w-dim", "8", "--device", "cpu", "--quiet"]
+
+
+def test_preset_options_and_resume_disagreement_are_one_line_errors(phantom, tmp_path, capsys):
+    base = ["layout", "train", "--data", str(phantom), "--out", str(tmp_path / "r"), "--device", "cpu", "--quiet"]
+    assert "--cfg huge" in _error([*base, "--cfg", "huge"], capsys)
+    assert "--style-mixing 1.5" in _error([*base, "--style-mixing", "1.5"], capsys)
+    assert "--z-dim 0" in _error([*base, "--z-dim", "0"], capsys)
+    assert "StyleGAN2" in _error([*base, "--arch", "acgan", "--pl-weight", "2"], capsys)
+    assert not (tmp_path / "r").exists()
+    run = tmp_path / "small"
+    main([*SMALL_TRAIN, "--data", str(phantom), "--kimg", "0.004", "--out", str(run)])
+    resume = ["layout", "train", "--resume", str(run), "--kimg", "0.008"]
+    assert "trained with --z-dim 8, not 16" in _error([*resume, "--z-dim", "16"], capsys)
+    assert "drop --cfg" in _error([*resume, "--cfg", "paper256"], capsys)

@@ -127,29 +127,6 @@ def test_resume_with_mixing_and_path_length_is_bit_exact(phantom, tmp_path):
     assert logged and any('"pl": null' not in line for line in logged)
 
 
-def test_preset_options_and_resume_disagreement_are_one_line_errors(phantom, tmp_path, capsys):
-    def error(argv) -> str:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            main(argv)
-        assert exit_info.value.code == 2
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ")
-        return lines[0]
-
-    base = ["layout", "train", "--data", str(phantom), "--out", str(tmp_path / "r"), "--device", "cpu", "--quiet"]
-    assert "--cfg huge" in error([*base, "--cfg", "huge"])
-    assert "--style-mixing 1.5" in error([*base, "--style-mixing", "1.5"])
-    assert "--z-dim 0" in error([*base, "--z-dim", "0"])
-    assert "StyleGAN2" in error([*base, "--arch", "acgan", "--pl-weight", "2"])
-    assert not (tmp_path / "r").exists()
-    run = tmp_path / "small"
-    main([*TRAIN[:-4], "--data", str(phantom), "--kimg", "0.004", "--out", str(run)])
-    resume = ["layout", "train", "--resume", str(run), "--kimg", "0.008"]
-    assert "trained with --z-dim 8, not 16" in error([*resume, "--z-dim", "16"])
-    assert "drop --cfg" in error([*resume, "--cfg", "paper256"])
-
-
 def test_hard_fakes_reach_d_binary_with_a_gradient_to_g(phantom, tmp_path):
     """With --hard-fakes D is shown exactly the 0/1 masks sampling makes (here without blur and with ADA at p = 0,
     so nothing else touches them), and G still gets a gradient through the straight-through threshold."""
