@@ -8,7 +8,11 @@ Per D step: ``g_steps`` generator steps (Son et al.: 2), then one D step on real
 every ``r1_interval`` D steps, ADA p update every ``ada_interval`` D steps, EMA of G. Sparse lesion channels
 make D's job easy (Son et al.), so D never sees hard masks: real and fake masks alike are softened by a
 Gaussian blur (``blur_sigma``) after ADA; with the G:D step ratio and one-sided label smoothing this keeps D
-from winning at once.
+from winning at once. With ``hard_fakes`` the fakes are thresholded at 0.5 before ADA and the blur, as sampling
+thresholds them (straight-through gradient). StyleGAN2's regularisers, on in the faithful presets: style mixing
+(``style_mixing``: the G batch's layers from a random cutoff on take a second z's w) and the lazy path-length
+penalty (``pl_weight``, every ``pl_interval`` G steps, added to that step's G loss; G's Adam rates rescaled as for
+lazy R1). Their random draws come from seeds of the run and the step, so a resumed run repeats them bit for bit.
 
 Distributed (torchrun): each global batch is split into contiguous per-rank chunks (what a DistributedSampler
 does, but contiguous, so that minibatch-stddev groups and per-sample latents are those of a single process
