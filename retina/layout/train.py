@@ -292,7 +292,8 @@ class LayoutTrainer:
         first = g_step * self.config.batch + self.context.rank * count
         seeds = [sample_seed(self.config.seed + 5_000_011, first + i) for i in range(count)]
         z, generators = per_sample_latents(seeds, self.G.z_dim, self.device)
-        ws = self._styles(z, grades[:count], g_step, first)
+        # mixing draws from a stream of its own (offset indices), apart from those of the G steps' fakes
+        ws = self._styles(z, grades[:count], (1 << 40) + g_step, (1 << 40) + first)
         if ws.dim() == 2:
             ws = ws[:, None].expand(-1, self.G.num_ws, -1)
         images = self.G.synthesis(ws, generators).float()
