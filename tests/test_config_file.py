@@ -35,13 +35,14 @@ def test_yaml_values_and_overriding_flags(tmp_path, capsys):
 def test_a_runs_config_json_is_accepted_back(tmp_path, capsys):
     main(["data", "phantom", "--n", "8", "--size", "32", "--out", str(tmp_path / "ph")])
     main(["layout", "train", "--data", str(tmp_path / "ph"), "--res", "16", "--batch", "4", "--kimg", "0.008",
-          "--snapshot-kimg", "0.008", "--width", "4", "--quiet", "--device", "cpu", "--out", str(tmp_path / "r1")])
+          "--snapshot-kimg", "0.008", "--channel-base", "1024", "--quiet", "--device", "cpu",
+          "--out", str(tmp_path / "r1")])
     written = tmp_path / "r1" / "config.json"
     capsys.readouterr()
     main(["layout", "train", "--config", str(written), "--out", str(tmp_path / "r2")])
     assert "no option for" in capsys.readouterr().err  # config.json holds more than the command's options
     first, second = (json.loads((tmp_path / r / "config.json").read_text())["config"] for r in ("r1", "r2"))
-    assert second["generator"] == first["generator"] and second["generator"]["width"] == 4
+    assert second["generator"] == first["generator"] and second["generator"]["channel_base"] == 1024
     run1, run2 = first["training"], second["training"]
     assert run2["batch"] == run1["batch"] == 4 and run2["kimg"] == run1["kimg"] and run2["data"] == run1["data"]
     assert run2["out"] == str(tmp_path / "r2")  # typed --out wins over the file's
