@@ -33,6 +33,8 @@ def print_fidelity_table(report: dict) -> None:
         table.add_row(name, *("-" if v is None else _format(v) for v in row))
     console = Console(width=max(100, 16 * (len(columns) + 2)))
     console.print(table)
+    for metric, variant in report.get("variants", {}).items():
+        console.print(f"{metric}: {variant}", highlight=False)
     for group, reason in report["skipped"].items():
         console.print(f"skipped {group}: {reason}")
 

@@ -19,7 +19,7 @@ from retina.common.dataset import resize_image
 from retina.common.errors import RetinaError
 from retina.common.progress import progress_bar
 from retina.eval.features import FeatureExtractor, build_extractor, extract_features
-from retina.eval.frechet import frechet_distance, kernel_distance, metric_name
+from retina.eval.frechet import KID_VARIANT, frechet_distance, kernel_distance, metric_name
 
 ALL_METRICS = ("fd-effnet", "kd-effnet", "swd", "msssim", "lpips", "fid", "kid")
 OFFLINE_METRICS = ("fd-effnet", "kd-effnet", "swd", "msssim")
@@ -141,7 +141,7 @@ def evaluate_fidelity(real_dir: str | Path, fake_dir: str | Path, options: Fidel
     pixel_metrics = [m for m in options.metrics if m in ("swd", "msssim", "lpips")]
     if pixel_metrics:
         from retina.eval.lpips_diversity import build_lpips, lpips_diversity
-        from retina.eval.msssim import msssim_diversity
+        from retina.eval.msssim import msssim_diversity, variant_name
         from retina.eval.swd import SWDConfig, sliced_wasserstein_distance
 
         with progress_bar(len(real) + len(fake), f"loading images at {options.res} px", options.progress) as bar:
@@ -159,8 +159,9 @@ def evaluate_fidelity(real_dir: str | Path, fake_dir: str | Path, options: Fidel
             if "swd" in pixel_metrics:
                 results[group].update(sliced_wasserstein_distance(a, b, SWDConfig(seed=options.seed)))
             if "msssim" in pixel_metrics:
-                results[group]["MS-SSIM-fake"] = msssim_diversity(b, options.pairs, options.seed)
-                results[group]["MS-SSIM-real"] = msssim_diversity(a, options.pairs, options.seed)
+                msssim = variant_name(options.res)  # MS-SSIM-<k>scale below 161 px
+                results[group][f"{msssim}-fake"] = msssim_diversity(b, options.pairs, options.seed)
+                results[group][f"{msssim}-real"] = msssim_diversity(a, options.pairs, options.seed)
             if lpips_model is not None:
                 for label, images in (("fake", b), ("real", a)):
                     name, value = lpips_diversity(images * 2 - 1, options.pairs, options.seed, device=device,
@@ -188,12 +189,32 @@ def evaluate_fidelity(real_dir: str | Path, fake_dir: str | Path, options: Fidel
         "grade_mean": grade_mean,
         "grades_in_mean": [g.removeprefix("grade ") for g in grade_groups],
         "skipped": skipped,
+        "variants": metric_variants(options),
         "notes": {
             "SWD": "x10^3, Karras et al. 2018 (per Laplacian level and mean)",
             "MS-SSIM": "mean over random pairs within one set: lower = more diverse",
             "FD/KD": "FID/KID only with clean-fid's Inception; FD-<net>/KD-<net> are the same statistics on <net>",
         },
     }
+
+
+def metric_variants(options: FidelityOptions) -> dict[str, str]:
+    """Which estimator each requested metric is, for the table and the JSON (values differ between variants)."""
+    from retina.eval.msssim import scales_for, variant_name
+
+    variants = {}
+    if any(FEATURE_METRICS.get(m, ("", ""))[1] == "kd" for m in options.metrics):
+        variants["KID/KD"] = KID_VARIANT
+    if "swd" in options.metrics:
+        variants["SWD"] = ("Karras et al.'s reference: cv2 Laplacian pyramid down to 16 px, 128 7x7 neighbourhoods "
+                           "per image and level drawn independently per set, 4 x 128 directions")
+    if "msssim" in options.metrics:
+        scales = scales_for(options.res)
+        variants[variant_name(options.res)] = (
+            "pytorch-msssim, 5 scales" if scales == 5 else
+            f"{scales} scales (5 need more than 160 px; Wang's first {scales} weights renormalised): not comparable "
+            f"with a 5-scale MS-SSIM")
+    return variants
 
 
 def _fd(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,11 +1,12 @@
-"""Fréchet distance and kernel (KID) distance between two sets of features.
+"""Fréchet distance and kernel (KID) distance between two sets of features, both clean-fid's own code.
 
-The Fréchet distance is clean-fid's own (``scipy.linalg.sqrtm``). KID (Bińkowski et al. 2018) is the unbiased MMD²
-with the cubic polynomial kernel averaged over random subsets, like clean-fid's, with two differences: a seeded
-generator (clean-fid draws from NumPy's global RNG, so its KID changes from run to run), and the U-statistic of
-Gretton et al. 2012 (eq. 3), whose cross term leaves out the i = j pairs, with the same subset indices in both sets
-when they are the same size: then a set compared with itself gives exactly 0, where clean-fid's estimator (cross term
-over all pairs) is biased below 0 for a self-comparison. Both estimators are unbiased for independent sets.
+The Fréchet distance is clean-fid's ``frechet_distance`` (``scipy.linalg.sqrtm``). KID (Bińkowski et al. 2018) is
+clean-fid's ``kernel_distance``: MMD² with the cubic polynomial kernel ``(x·y/d + 1)^3``, averaged over 100 random
+subsets of ``min(n_a, n_b, 1000)`` features from each set, its within-set terms leaving out i = j and its cross term
+over all pairs (the estimator torchmetrics' KID uses too). It is unbiased for independent sets; a set compared with
+itself reads slightly below 0. clean-fid draws the subsets from NumPy's global RNG, so its KID changes from run to
+run; here that RNG is seeded for the call and restored after it, which makes the value reproducible and equal to
+``np.random.seed(seed); cleanfid.fid.kernel_distance(a, b)``.
 """
 
 from __future__ import annotations
@@ -62,6 +63,10 @@ def _frechet_low_rank(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return mean_term + trace_a + trace_b - 2 * trace_sqrt
 
 
+KID_VARIANT = ("clean-fid's kernel_distance: MMD^2, cubic kernel (x.y/d + 1)^3, within-set terms without i = j, "
+               "cross term over all pairs, mean over 100 subsets of min(n, 1000)")
+
+
 def kernel_distance(
     features_a: np.ndarray,
     features_b: np.ndarray,
@@ -69,19 +74,14 @@ def kernel_distance(
     max_subset_size: int = 1000,
     seed: int = 0,
 ) -> float:
-    """Unbiased MMD² with the cubic polynomial kernel ``(x·y/d + 1)^3`` (KID when the features are Inception's)."""
+    """clean-fid's KID estimator (see the module docstring) with its subsets drawn under ``np.random.seed(seed)``."""
+    from cleanfid.fid import kernel_distance as cleanfid_kernel_distance
+
     _check(features_a, features_b, 2)
-    rng = np.random.default_rng(seed)
-    d = features_a.shape[1]
-    m = min(len(features_a), len(features_b), max_subset_size)
-    total = 0.0
-    same_size = len(features_a) == len(features_b)
-    for _ in range(num_subsets):
-        index_a = rng.choice(len(features_a), m, replace=False)
-        index_b = index_a if same_size else rng.choice(len(features_b), m, replace=False)
-        x, y = features_a[index_a], features_b[index_b]
-        within = (x @ x.T / d + 1) ** 3 + (y @ y.T / d + 1) ** 3
-        across = (x @ y.T / d + 1) ** 3
-        off_diagonal = within.sum() - np.trace(within) - 2 * (across.sum() - np.trace(across))
-        total += off_diagonal / (m * (m - 1))
-    return float(total / num_subsets)
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        return float(cleanfid_kernel_distance(np.asarray(features_a, np.float64), np.asarray(features_b, np.float64),
+                                              num_subsets=num_subsets, max_subset_size=max_subset_size))
+    finally:
+        np.random.set_state(state)

@@ -1,67 +1,80 @@
 """MS-SSIM (Wang, Simoncelli & Bovik 2003) and the diversity score SkrGAN reports: the mean MS-SSIM between random
 pairs of images of one set (lower = more diverse).
 
-Neither torchmetrics nor pytorch_msssim is installed, and kornia has single-scale SSIM only (no separate
-contrast-structure term), so the multi-scale product is written here on kornia's Gaussian filter.
+The metric is pytorch-msssim's: Gaussian window 11 px, sigma 1.5, filtered only where it fits inside the image,
+K1 = 0.01, K2 = 0.03, per channel then averaged, negative contrast-structure terms set to 0. Five scales need the
+window to fit the 1/16 scale, so pytorch-msssim refuses images of 160 px or less. Below that size this module computes
+the variant with as many scales as fit (Wang's first weights, renormalised), with pytorch-msssim's own per-scale
+terms, and every output names it: ``MS-SSIM-4scale`` at 81-160 px, ``MS-SSIM-3scale`` at 41-80 px, and so on. Such a
+value is not comparable with a 5-scale MS-SSIM.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
+from pytorch_msssim import ms_ssim as reference_ms_ssim
+from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 
 from retina.common.errors import RetinaError
 
-# Wang et al. 2003, section 3.1: five scales, 11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03.
+# Wang et al. 2003, section 3.1: five scales, 11x11 Gaussian window with sigma 1.5.
 SCALE_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-WINDOW, SIGMA, K1, K2 = 11, 1.5, 0.01, 0.03
+WINDOW, SIGMA = 11, 1.5
 
 
-def _luminance_and_contrast_structure(x: torch.Tensor, y: torch.Tensor, data_range: float, window: int):
-    c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
+def scales_for(size: int) -> int:
+    """Scales that fit a ``size``-px image: pytorch-msssim's rule, side > (window - 1) * 2^(scales - 1)."""
+    scales = 0
+    while scales < len(SCALE_WEIGHTS) and size > (WINDOW - 1) * 2**scales:
+        scales += 1
+    return scales
 
-    def blur(t: torch.Tensor) -> torch.Tensor:
-        return gaussian_blur2d(t, (window, window), (SIGMA, SIGMA), border_type="reflect")
 
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x**2
-    var_y = blur(y * y) - mu_y**2
-    cov = blur(x * y) - mu_x * mu_y
-    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
-    contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
-    return luminance.mean(dim=(1, 2, 3)), contrast_structure.mean(dim=(1, 2, 3))
+def variant_name(size: int) -> str:
+    """``MS-SSIM`` for the 5-scale metric, ``MS-SSIM-<k>scale`` for the variant that fits smaller images."""
+    scales = scales_for(size)
+    return "MS-SSIM" if scales == len(SCALE_WEIGHTS) else f"MS-SSIM-{scales}scale"
 
 
 def ms_ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-pair MS-SSIM of ``(N, C, H, W)`` images. Images too small for five scales use as many scales as fit
-    (each at least the window size) with the weights renormalised; the window shrinks for images below 11 px."""
+    """Per-pair MS-SSIM of ``(N, C, H, W)`` images: pytorch-msssim's above 160 px, else the variant
+    :func:`variant_name` names."""
     if x.shape != y.shape or x.ndim != 4:
         raise RetinaError(f"MS-SSIM needs two (N, C, H, W) batches of one shape, got {tuple(x.shape)}, "
                           f"{tuple(y.shape)}")
     size = min(x.shape[-2:])
-    window = min(WINDOW, size - (1 - size % 2))  # odd, no larger than the image
-    if window < 3:
-        raise RetinaError(f"MS-SSIM needs images of at least 3 px, got {size}")
-    scales = 1
-    while scales < len(SCALE_WEIGHTS) and size // (2**scales) >= window:
-        scales += 1
+    scales = scales_for(size)
+    if scales == 0:
+        raise RetinaError(f"MS-SSIM needs images larger than {WINDOW - 1} px (the {WINDOW}-px window), got {size} px; "
+                          f"use a larger --res")
+    x, y = x.float(), y.float()
+    if scales == len(SCALE_WEIGHTS):
+        return reference_ms_ssim(x, y, data_range=data_range, size_average=False)
+    return fewer_scales(x, y, scales, data_range)
+
+
+def fewer_scales(x: torch.Tensor, y: torch.Tensor, scales: int, data_range: float = 1.0) -> torch.Tensor:
+    """pytorch-msssim's multi-scale product over the first ``scales`` scales (weights renormalised to sum 1), without
+    its size assertion: its per-scale terms, 2x2 average pooling and zero floor, in the same order."""
     weights = torch.tensor(SCALE_WEIGHTS[:scales], dtype=x.dtype, device=x.device)
     weights = weights / weights.sum()
-    x, y = x.float(), y.float()
+    window = _fspecial_gauss_1d(WINDOW, SIGMA).repeat([x.shape[1], 1, 1, 1])
     factors = []
     for scale in range(scales):
-        luminance, contrast_structure = _luminance_and_contrast_structure(x, y, data_range, window)
-        last = scale == scales - 1
-        value = luminance * contrast_structure if last else contrast_structure
-        factors.append(value.clamp_min(1e-6) ** weights[scale])  # negative cs has no real power: floor it
-        if not last:
-            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
-    return torch.stack(factors).prod(dim=0)
+        ssim_per_channel, contrast_structure = _ssim(x, y, data_range=data_range, win=window, size_average=False)
+        if scale < scales - 1:
+            factors.append(torch.relu(contrast_structure))
+            padding = [s % 2 for s in x.shape[2:]]
+            x, y = F.avg_pool2d(x, kernel_size=2, padding=padding), F.avg_pool2d(y, kernel_size=2, padding=padding)
+    factors.append(torch.relu(ssim_per_channel))  # the last scale: luminance x contrast-structure, as Wang et al.
+    product = torch.prod(torch.stack(factors) ** weights.view(-1, 1, 1), dim=0)  # (N, C)
+    return product.mean(1)
 
 
 def msssim_diversity(images: torch.Tensor, pairs: int = 100, seed: int = 0, data_range: float = 1.0) -> float:
-    """Mean MS-SSIM over ``pairs`` random pairs of distinct images of one set."""
+    """Mean MS-SSIM over ``pairs`` random pairs of distinct images of one set (the variant ``variant_name`` names
+    for the images' size)."""
     n = len(images)
     if n < 2:
         raise RetinaError(f"MS-SSIM diversity needs at least 2 images, got {n}")
