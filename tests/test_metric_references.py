@@ -133,9 +133,10 @@ def test_swd_of_a_set_against_a_shuffled_copy_is_the_noise_level_not_zero():
     different = smooth_images(16, 32, 8, blur=4.0)  # another distribution (coarser structure)
     permutation = torch.randperm(16, generator=torch.Generator().manual_seed(0))
     self_value = sliced_wasserstein_distance(images, images[permutation])["SWD"]
+    copy_value = sliced_wasserstein_distance(images, images.clone())["SWD"]
     between = sliced_wasserstein_distance(images, other_half)["SWD"]
     far = sliced_wasserstein_distance(images, different)["SWD"]
-    assert self_value > 0.3 * between and self_value < 3 * between
+    assert 0.3 * between < self_value < 3 * between and 0.3 * between < copy_value < 3 * between
     assert far > 2 * max(self_value, between)
 
 
