@@ -355,53 +355,64 @@ def main() -> None:
     print(markdown_table(results))
 
 
+def _precision(label: str) -> str:
+    """The dtype token of a render/train label (``render drgan 256 b4 bf16``, ``... fp32 cl``)."""
+    return next((part for part in label.split() if part in ("fp32", "bf16")), "fp32")
+
+
+def _rate(value: dict) -> float | None:
+    return value.get("images_per_s") or value.get("train_images_per_s")
+
+
 def markdown_table(results: dict) -> str:
+    """Every ratio compares equal dtype: "vs reference" divides by the reference SPADE at the same resolution AND
+    dtype (a bf16 row by the reference's bf16 row), "bf16 gain" divides a bf16 row by the same model's fp32 row."""
     items_ = results["items"]
     peak = {p: items_.get(f"peak {p}", {}).get("gflops") for p in ("fp32", "bf16")}
     lines = [f"Date {results['date']}; machine: {results['machine']}; render width {results['width']}.", "",
              f"Matmul peak: fp32 {peak['fp32'] or float('nan'):.0f} GFLOP/s, bf16 {peak['bf16'] or float('nan'):.0f}"
              " GFLOP/s.", "",
-             "| item | throughput | vs reference (same res, fp32) | GFLOP/img | achieved GFLOP/s | % of peak "
-             "| peak RSS MB |",
-             "|---|---|---|---|---|---|---|"]
+             "| item | throughput | vs reference (same res, same dtype) | bf16 gain (same model) | GFLOP/img "
+             "| achieved GFLOP/s | % of peak | peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|"]
     for label, value in items_.items():
         if label.startswith("peak"):
             continue
         if "error" in value:
-            lines.append(f"| {label} | failed: {value['error'][:60]} | | | | | |")
+            lines.append(f"| {label} | failed: {value['error'][:60]} | | | | | | |")
             continue
         parts = label.split()
-        throughput, ratio = "", ""
+        precision = _precision(label)
+        throughput, ratio, gain = "", "", ""
         if "reference_masks_per_s" in value:  # a side-by-side row: ours, then NVlabs' in the ratio column
             throughput = f"{value['masks_per_s']:.2f} masks/s (NVlabs {value['reference_masks_per_s']:.2f})"
             ratio = f"{value['ratio']:.2f}x NVlabs"
         elif "masks_per_s" in value:
             throughput = f"{value['masks_per_s']:.1f} masks/s"
-        elif "images_per_s" in value:
-            throughput = f"{value['images_per_s']:.2f} img/s"
-            reference = items_.get(f"render reference-spade {parts[2]} b4 fp32", {}).get("images_per_s")
+        elif _rate(value):
+            kind, arch, res, batch = parts[:4]
+            throughput = (f"{value['images_per_s']:.2f} img/s" if kind == "render"
+                          else f"{value['train_s_per_image']:.2f} s/img")
+            reference = _rate(items_.get(f"{kind} reference-spade {res} {batch} {precision}", {}))
             if reference:
-                ratio = f"{value['images_per_s'] / reference:.2f}x"
-        elif "train_images_per_s" in value:
-            throughput = f"{value['train_s_per_image']:.2f} s/img"
-            reference = items_.get(f"train reference-spade {parts[2]} b2 fp32", {}).get("train_images_per_s")
-            if reference:
-                ratio = f"{value['train_images_per_s'] / reference:.2f}x"
+                ratio = f"{_rate(value) / reference:.2f}x"
+            fp32 = _rate(items_.get(f"{kind} {arch} {res} {batch} fp32", {}))
+            if precision == "bf16" and fp32:
+                gain = f"{_rate(value) / fp32:.2f}x"
         if label.endswith("compile"):
             throughput += f" (first call {value['first_call_s']:.0f} s)"
         gflop = value.get("gflop_per_image")
         achieved = value.get("achieved_gflops")
-        precision = parts[-1] if parts[-1] in ("fp32", "bf16") else "fp32"
         fraction = f"{100 * achieved / peak[precision]:.0f}%" if achieved and peak.get(precision) else ""
         if "reference_gflop_per_image" in value:
-            lines.append(f"| {label} | {throughput} | {ratio} | {gflop:.1f} (NVlabs "
+            lines.append(f"| {label} | {throughput} | {ratio} | {gain} | {gflop:.1f} (NVlabs "
                          f"{value['reference_gflop_per_image']:.1f}) | params {value['params_m']:.2f} M (NVlabs "
                          f"{value['reference_params_m']:.2f} M) | load {value['load_1min']:.1f} | "
                          f"{value['peak_rss_mb']:.0f} |")
             continue
-        lines.append(f"| {label} | {throughput} | {ratio} | {gflop:.1f} | {achieved:.0f} | {fraction} | "
+        lines.append(f"| {label} | {throughput} | {ratio} | {gain} | {gflop:.1f} | {achieved:.0f} | {fraction} | "
                      f"{value['peak_rss_mb']:.0f} |" if gflop else
-                     f"| {label} | {throughput} | {ratio} | | | | {value['peak_rss_mb']:.0f} |")
+                     f"| {label} | {throughput} | {ratio} | {gain} | | | | {value['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
 

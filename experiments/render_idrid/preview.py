@@ -17,7 +17,7 @@ import torch
 
 from retina.common.canonical import CanonicalDataset
 from retina.common.imageio import write_png
-from retina.eval.msssim import ms_ssim
+from retina.eval.msssim import ms_ssim, variant_name
 
 
 def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
@@ -37,7 +37,8 @@ def main() -> None:
     real = CanonicalDataset(args.real)
     names = real.names
     rows = [[real.load_image(n) for n in names]]
-    report = {"real": str(args.real), "names": names, "paired_msssim": {}}
+    name = variant_name(min(rows[0][0].shape[:2]))  # MS-SSIM-4scale at 128 px: five scales need > 160 px
+    report = {"real": str(args.real), "names": names, "paired_msssim": {}, "msssim_variant": name}
     for spec in args.row:
         label, folder = spec.split("=", 1)
         fake = CanonicalDataset(folder)
@@ -45,7 +46,7 @@ def main() -> None:
         rows.append(images)
         values = ms_ssim(to_tensor(images), to_tensor(rows[0]))
         report["paired_msssim"][label] = {"mean": float(values.mean()), "std": float(values.std())}
-        print(f"{label}: paired MS-SSIM vs real {float(values.mean()):.4f} +- {float(values.std()):.4f}")
+        print(f"{label}: paired {name} vs real {float(values.mean()):.4f} +- {float(values.std()):.4f}")
     columns = args.cols or len(names)
     tile = args.tile or rows[0][0].shape[0]
     rows = [[cv2.resize(image, (tile, tile), interpolation=cv2.INTER_AREA) for image in images[:columns]]
