@@ -50,7 +50,11 @@ def fidelity(
              "lpips/fid/kid when their weights are found].",
     ),
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Folder searched first for weight files."),
-    res: int = typer.Option(256, "--res", min=16, help="Resolution of the pixel metrics (SWD, MS-SSIM, LPIPS)."),
+    res: int = typer.Option(
+        256, "--res", min=16,
+        help="Resolution of the pixel metrics (SWD, MS-SSIM, LPIPS). MS-SSIM has 5 scales above 160 px; below, the "
+             "output names the fewer-scale variant (MS-SSIM-4scale, ...).",
+    ),
     out: Path | None = typer.Option(None, "--out", help="Write the full report as JSON here."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(16, "--batch-size", min=1),
