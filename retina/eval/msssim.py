@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from pytorch_msssim import ms_ssim as reference_ms_ssim
-from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim  # internal names of the pinned 1.0.0 (tested)
 
 from retina.common.errors import RetinaError
 
