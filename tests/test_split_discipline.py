@@ -17,7 +17,8 @@ from retina.common.fingerprint import FINGERPRINT_FILE, image_digest, masks_dige
 
 pytestmark = pytest.mark.usefixtures("one_thread_module")
 
-LAYOUT = ["layout", "train", "--res", "16", "--batch", "4", "--channel-base", "2048", "--channel-max", "32", "--device", "cpu",
+LAYOUT = ["layout", "train", "--res", "16", "--batch", "4", "--channel-base", "2048", "--channel-max", "32",
+          "--device", "cpu",
           "--quiet", "--ada-kimg", "0.05", "--kimg", "0.008", "--snapshot-kimg", "0.004"]
 SEGMENT = ["bench", "segment", "--ratios", "0,0.25", "--epochs", "1", "--res", "32", "--width", "8",
            "--channels", "ex,he", "--device", "cpu"]
