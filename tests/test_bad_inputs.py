@@ -612,7 +612,7 @@ CASES = [
     Case("merge-bomb-image", _set_broken("bomb-image", "merge"), match="exceeds"),
     # data phantom
     Case("phantom-zero-images", _argv("data", "phantom", "--n", "0", "--size", "32", "--out", "{out}"),
-         match="at least one"),
+         match="at least 1"),
     Case("phantom-bad-grade", _argv("data", "phantom", "--n", "2", "--grades", "7", "--out", "{out}"),
          match="outside 0-4"),
     # checkpoints

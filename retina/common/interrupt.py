@@ -1,0 +1,76 @@
+"""SIGTERM handled like Ctrl-C: Slurm, ``timeout`` and ``docker stop`` send SIGTERM, which by default kills the
+process on the spot (exit -15, partial output left). :func:`handled` turns it into :class:`Terminated`, a
+``KeyboardInterrupt``, so every ``with``/``finally`` that cleans up after Ctrl-C cleans up after SIGTERM too,
+and the CLI exits 143 with one line.
+
+A trainer wraps each optimisation step in :func:`deferred`: a signal that arrives mid-step is held until the
+step has finished, so the checkpoint written on the way out is a consistent one that resumes bit-exactly.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+class Terminated(KeyboardInterrupt):
+    """The process received SIGTERM."""
+
+
+_pending: list[int] = []
+_deferring = [0]
+
+
+def _raise_for(signum: int) -> None:
+    if signum == signal.SIGTERM:
+        raise Terminated
+    raise KeyboardInterrupt
+
+
+def _handler(signum: int, frame: FrameType | None) -> None:
+    if _deferring[0]:
+        _pending.append(signum)
+        return
+    _raise_for(signum)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Route SIGTERM (and SIGINT) through :func:`_handler` inside the block (main thread only), then restore the
+    handlers that were there (the CLI also runs in-process, under pytest)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _handler) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then raise as if it had arrived there."""
+    _deferring[0] += 1
+    try:
+        yield
+    finally:
+        _deferring[0] -= 1
+        if not _deferring[0] and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            _raise_for(signum)
+
+
+def exit_code(interrupt: KeyboardInterrupt) -> tuple[int, str]:
+    """The exit status and the one line for an interrupt."""
+    if isinstance(interrupt, Terminated):
+        return EXIT_SIGTERM, "terminated (SIGTERM)"
+    return EXIT_SIGINT, "interrupted"
