@@ -30,7 +30,13 @@ import numpy as np
 
 from retina import __version__
 from retina.common.errors import RetinaError, parse_grade
-from retina.common.imageio import read_image, read_mask, write_png, write_text_atomic
+from retina.common.imageio import read_image, read_mask, verify_image, write_png, write_text_atomic
+from retina.common.metadata import (
+    check_count_cells,
+    dataset_disagreements,
+    read_json,
+    validate_dataset_info,
+)
 from retina.common.output import LOCK_NAME, OutputLock, check_output, make_folder, remove_created
 from retina.common.provenance import environment
 from retina.common.schema import CHANNEL_NAMES
@@ -52,7 +58,8 @@ class Sample:
 
 def _read_labels(path: Path) -> list[Sample]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts the file with a byte-order mark, which is not part of "name"
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
             # split may be absent (a hand-made set): every row is then a training row (retina.common.split)
@@ -78,6 +85,7 @@ def _read_labels(path: Path) -> list[Sample]:
                 if split not in SPLITS:
                     raise RetinaError(f"{path}:{line}: split '{split}' is not one of {', '.join(SPLITS)}; "
                                       "fix the split column (an empty cell means train)")
+                check_count_cells(extra, f"{path}:{line}")
                 samples.append(Sample(name, grade, split, (row.get("source") or "").strip(), extra))
     except UnicodeDecodeError:
         raise RetinaError(f"{path}: not UTF-8 text; save labels.csv as UTF-8") from None
@@ -107,16 +115,18 @@ class CanonicalDataset:
         if not self.samples:
             raise RetinaError(f"{labels}: the data set is empty (no rows)")
         info_path = self.root / "dataset.json"
-        try:
-            self.info: dict[str, Any] = json.loads(info_path.read_text("utf-8")) if info_path.is_file() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise RetinaError(f"{info_path}: not valid JSON ({error}); restore or delete it") from None
+        self.info: dict[str, Any] = validate_dataset_info(read_json(info_path), info_path) if info_path.is_file() \
+            else {}
         masks = self.root / "masks"
         self.channels: tuple[str, ...] = tuple(
             c for c in CHANNEL_NAMES if (masks / c).is_dir()
         )
         self.has_images = (self.root / "images").is_dir()
         self._by_name = {s.name: s for s in self.samples}
+        # Readers go by the files (a deleted channel folder is reported where it is needed); where dataset.json
+        # contradicts them, `retina data inspect` lists it, and a value that is used (resolution) is checked.
+        self.disagreements = dataset_disagreements(self.info, len(self.samples), self.channels, self.has_images)
+        self._resolution_checked = False
 
     # -- index ----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -132,8 +142,24 @@ class CanonicalDataset:
 
     @property
     def resolution(self) -> int | None:
+        """dataset.json's resolution (validated: an int or None), checked once against the first sample's
+        files, so that a set whose metadata lies about its size is refused rather than merged or rendered."""
         value = self.info.get("resolution")
-        return int(value) if isinstance(value, (int, float)) else None
+        if value is not None and not self._resolution_checked:
+            self._resolution_checked = True
+            for sample in self.samples[:3]:  # the first readable file decides; broken ones are reported elsewhere
+                files = [self.image_path(sample.name)] if self.has_images else []
+                files += [self.mask_path(c, sample.name) for c in self.channels]
+                try:
+                    width, height = next(verify_image(p) for p in files if p.is_file())
+                except (StopIteration, RetinaError):
+                    continue
+                if (width, height) != (value, value):
+                    raise RetinaError(f"{self.root / 'dataset.json'}: says resolution {value} but the files of "
+                                      f"'{sample.name}' are {width}x{height}; correct \"resolution\" or delete "
+                                      "dataset.json")
+                break
+        return value
 
     def sample(self, name: str) -> Sample:
         if name not in self._by_name:

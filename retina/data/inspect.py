@@ -117,7 +117,7 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
     return {
         "root": str(data.root),
         "count": len(data),
-        "resolution": data.resolution,
+        "resolution": data.info.get("resolution"),
         "image_sizes": dict(sizes),
         "provenance": provenance,
         "has_images": data.has_images,

@@ -185,7 +185,7 @@ def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float | No
     if resume is not None:
         from retina.common.run import RunFolder
 
-        last = RunFolder(resume, {}, resume=True, is_main=False).load_last()
+        last = RunFolder(resume, {}, resume=True, is_main=False).load_last(kind)
         saved = last.config["training"]
         total = saved["kimg"] if kimg is None else kimg  # like `layout train`: on to the run's total or a larger one
         done = int(last.state["images_seen"]) / 1000

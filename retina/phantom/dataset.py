@@ -30,6 +30,8 @@ def write_phantom(
     """Write ``n`` phantom fundus images with all mask channels; grades cycle through ``grades`` (balanced)."""
     if n < 1:
         raise RetinaError(f"--n {n}: a phantom data set needs at least one image")
+    if size < 16:
+        raise RetinaError(f"--size {size}: too small to draw a fundus; use --size 16 or more")
     grades = [parse_grade(g, "--grades") for g in grades]
     if not grades:
         raise RetinaError("--grades is empty; give e.g. 0-4")

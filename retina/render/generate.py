@@ -25,6 +25,7 @@ from retina.common.seeding import sample_seed
 from retina.pipeline import Pipeline
 
 DEFAULT_RES = 256
+MIN_RES = 16  # the procedural layout prior's smallest field of view
 GENERATE_EXTRA_COLUMNS = ("index", "seed", "model", "checkpoint", "layout_model", "layout_checkpoint")
 
 
@@ -83,6 +84,8 @@ def generate_dataset(
         raise RetinaError(f"--n {n}: must be at least 1")
     if batch < 1:
         raise RetinaError(f"--batch {batch}: must be at least 1")
+    if res is not None and res < MIN_RES:
+        raise RetinaError(f"--res {res}: too small to draw a fundus; use --res {MIN_RES} or more (e.g. 256)")
     grade_cycle = parse_grades(grades, option="--grades")
     device = torch.device(device)
     out = Path(out)
@@ -118,8 +121,12 @@ def generate_dataset(
     counts: Counter = Counter()
     post_processed = 0
     start = time.perf_counter()
+    # What decides the images: a --resume with other values would mix two data sets under one dataset.json.
+    options = {"--n": n, "--grades": grades, "--seed": seed, "--res": res, "--shard": f"{shard_index}/{shard_count}",
+               "--layout-ckpt": layout_info["checkpoint_sha256"], "--render-ckpt": render["checkpoint_sha256"],
+               "--truncation": truncation, "--amp": amp, "--single-od/--raw": post_process}
     with CanonicalWriter(out, resolution=res, provenance=provenance, extra_columns=GENERATE_EXTRA_COLUMNS,
-                         overwrite=overwrite, resume=resume) as writer:
+                         overwrite=overwrite, resume=resume, options=options) as writer:
         # After a killed run, --resume keeps the samples already in OUT.partial: per-sample seeds make the
         # remaining ones exactly what the uninterrupted run would have written.
         todo = [i for i in indices if sample_name(i, n) not in writer.done]
