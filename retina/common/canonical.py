@@ -246,7 +246,7 @@ class CanonicalWriter:
         if self.out.exists() and not overwrite:
             raise RetinaError(f"{self.out}: already exists; choose another --out or pass --overwrite")
         check_output(self.partial)
-        self._created = make_folder(self.partial)
+        self._created = make_folder(self.partial, shown=self.out)
         try:
             self._lock = OutputLock(self.partial, self.out)
         except RetinaError:

@@ -49,16 +49,17 @@ def check_output(path: str | Path, option: str = "--out", folder: bool = True) -
     return path
 
 
-def make_folder(path: str | Path, option: str = "--out") -> list[Path]:
-    """``mkdir -p`` that turns failure into one line; returns the folders it created, deepest last."""
+def make_folder(path: str | Path, option: str = "--out", shown: str | Path | None = None) -> list[Path]:
+    """``mkdir -p`` that turns failure into one line naming ``option shown`` (default: the path); returns the
+    folders it created, deepest last."""
     path = Path(path)
     missing = [p for p in (path, *path.parents) if not p.exists()][::-1]
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         remove_created(missing)
-        raise RetinaError(f"{option} {path}: cannot create it ({error.strerror or error}); choose a folder you "
-                          "can write to") from None
+        where = f"{option} {shown}: cannot create {path}" if shown is not None else f"{option} {path}: cannot create it"
+        raise RetinaError(f"{where} ({error.strerror or error}); choose a folder you can write to") from None
     return missing
 
 

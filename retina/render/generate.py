@@ -20,6 +20,7 @@ import torch
 
 from retina.common.canonical import CanonicalWriter
 from retina.common.errors import RetinaError, parse_grades
+from retina.common.memory import require_memory, sampling_bytes
 from retina.common.progress import progress_bar, summary
 from retina.common.seeding import sample_seed
 from retina.pipeline import Pipeline
@@ -104,6 +105,8 @@ def generate_dataset(
                          vessels_checkpoint=vessels_checkpoint)
     res = pipe.check_res(res)
     layout, renderer = pipe.layout, pipe.renderer
+    require_memory(sampling_bytes(min(batch, len(indices)), res), sampling_bytes(1, res), "generating",
+                   min(batch, len(indices)), res, device="cpu")
     provenance = {
         "command": "generate",
         **pipe.provenance(),
@@ -123,7 +126,8 @@ def generate_dataset(
     start = time.perf_counter()
     # What decides the images: a --resume with other values would mix two data sets under one dataset.json.
     options = {"--n": n, "--grades": grades, "--seed": seed, "--res": res, "--shard": f"{shard_index}/{shard_count}",
-               "--layout-ckpt": layout_info["checkpoint_sha256"], "--render-ckpt": render["checkpoint_sha256"],
+               "--layout-ckpt": provenance["layout"].get("checkpoint_sha256"),
+               "--render-ckpt": render.get("checkpoint_sha256"),
                "--truncation": truncation, "--amp": amp, "--single-od/--raw": post_process}
     with CanonicalWriter(out, resolution=res, provenance=provenance, extra_columns=GENERATE_EXTRA_COLUMNS,
                          overwrite=overwrite, resume=resume, options=options) as writer:
