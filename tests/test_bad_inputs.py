@@ -80,6 +80,39 @@ def rewrite_labels(root: Path, edit: Callable[[list[list[str]]], list[list[str]]
         csv.writer(handle).writerows(edit(rows))
 
 
+def first_row(root: Path) -> list[str]:
+    with open(root / "labels.csv", newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
+
+
+def edit_info(root: Path, kind: str) -> None:
+    """Break dataset.json in one way (its types, its numbers, or its agreement with the files)."""
+    import json
+
+    path = root / "dataset.json"
+    info = json.loads(path.read_text("utf-8"))
+    text = None
+    if kind == "list":
+        text = "[1, 2, 3]"
+    elif kind == "nan-resolution":
+        text = path.read_text("utf-8").replace(f'"resolution": {SIZE}', '"resolution": NaN')
+    elif kind == "overflow-resolution":
+        text = path.read_text("utf-8").replace(f'"resolution": {SIZE}', '"resolution": 1e999')
+    elif kind == "text-resolution":
+        info["resolution"] = str(SIZE)
+    elif kind == "negative-resolution":
+        info["resolution"] = -SIZE
+    elif kind == "unknown-channel":
+        info["channels"] = [*info["channels"], "tumour"]
+    elif kind == "count-mismatch":
+        info["count"] = info["count"] + 5
+    elif kind == "resolution-lies":
+        info["resolution"] = SIZE * 2
+    else:
+        raise AssertionError(kind)
+    path.write_text(text if text is not None else json.dumps(info))
+
+
 def first_name(root: Path) -> str:
     with open(root / "labels.csv", newline="", encoding="utf-8") as handle:
         return next(csv.DictReader(handle))["name"]
@@ -255,7 +288,61 @@ def _seg512_broken(kind: str) -> Callable[[Ctx], list[str]]:
         elif kind == "non-utf8-name":
             name = os.fsdecode(b"IDRiD_\xff\xfe")
             save(src / "images" / f"{name}.jpg", photo(seed=9))
+        elif kind == "rgba-opaque-black":  # no lesion: black RGB under an opaque alpha
+            rgba = np.zeros((48, 48, 4), np.uint8)
+            rgba[..., 3] = 255
+            save(target, rgba)
+        elif kind == "rgba-alpha-coverage":  # lesion painted on a transparent layer: black RGB, alpha = coverage
+            rgba = np.zeros((48, 48, 4), np.uint8)
+            rgba[10:14, 10:14, 3] = 255
+            save(target, rgba)
         return import_args(src, "idrid-seg512", ctx)
+
+    return build
+
+
+def _seg512_empty_ex(ctx: Ctx) -> None:
+    from retina.common.canonical import CanonicalDataset
+
+    masks = CanonicalDataset(ctx.out).load_masks("IDRiD_02", ["ex"])
+    assert not masks.any(), f"an opaque black RGBA mask was read as {100 * masks.mean():.0f}% lesion"
+
+
+def _seg512_small_ex(ctx: Ctx) -> None:
+    from retina.common.canonical import CanonicalDataset
+
+    _seg512_check(ctx)
+    masks = CanonicalDataset(ctx.out).load_masks("IDRiD_02", ["ex"])
+    assert masks.mean() < 0.1, f"alpha coverage read as {100 * masks.mean():.0f}% lesion"
+
+
+def _rgba_set_check(ctx: Ctx) -> None:
+    from retina.common.canonical import CanonicalDataset
+
+    data = CanonicalDataset(ctx.tmp / "set")
+    assert not data.load_masks(data.names[0], ["he"]).any(), "an opaque black RGBA mask read as lesion"
+
+
+def _odd_out(kind: str, command: str) -> Callable[[Ctx], list[str]]:
+    """An --out that cannot or must not be written: /proc/x, an existing file (with --overwrite), '.', afile/sub."""
+
+    def build(ctx: Ctx) -> list[str]:
+        afile = ctx.tmp / "afile.txt"
+        afile.write_text("not a folder")
+        out = {"proc": "/proc/retina-test/x", "file": str(afile), "dot": ".", "under-file": str(afile / "sub")}[kind]
+        extra = ["--overwrite"] if kind == "file" and command not in ("layout-train", "split") else []
+        return {
+            "phantom": ["data", "phantom", "--n", "2", "--size", str(SIZE), "--out", out],
+            "generate": ["generate", "--n", "2", "--res", str(SIZE), "--out", out, "--device", "cpu"],
+            "layout-sample": ["layout", "sample", "--n", "2", "--res", str(SIZE), "--out", out, "--device", "cpu"],
+            "import": ["data", "import", str(eyepacs(ctx.tmp / "eyepacs")), "--format", "eyepacs", "--size", str(SIZE),
+                       "--out", out],
+            "render": ["render", "--masks", str(ctx.phantom), "--out", out, "--device", "cpu"],
+            "merge": ["data", "merge", str(ctx.phantom), str(renamed(ctx.copy())), "--out", out],
+            "split": ["data", "split", str(ctx.phantom), "--train", out, "--heldout", str(ctx.out)],
+            "layout-train": ["layout", "train", "--data", str(ctx.phantom), "--out", out, "--res", str(SIZE),
+                             "--batch", "2", "--kimg", "0.002", "--width", "8", "--device", "cpu", "--quiet"],
+        }[command] + extra
 
     return build
 
@@ -364,11 +451,30 @@ def _set_broken(kind: str, command: str) -> Callable[[Ctx], list[str]]:
         elif kind == "not-a-folder":
             shutil.rmtree(root)
             root.write_text("a file, not a data set")
+        elif kind == "labels-bom":  # Excel's "CSV UTF-8"
+            (root / "labels.csv").write_bytes(b"\xef\xbb\xbf" + (root / "labels.csv").read_bytes())
+        elif kind in ("labels-nan-grade", "labels-inf-grade"):
+            value = "nan" if kind == "labels-nan-grade" else "inf"
+            rewrite_labels(root, lambda rows: [rows[0], [rows[1][0], value, *rows[1][2:]], *rows[2:]])
+        elif kind == "labels-nan-seed":
+            column = first_row(root).index("seed")
+            rewrite_labels(root, lambda rows: [rows[0], [*rows[1][:column], "nan", *rows[1][column + 1:]], *rows[2:]])
+        elif kind == "labels-unknown-split":  # a typo that would move a held-out image into training
+            rewrite_labels(root, lambda rows: [rows[0], [*rows[1][:2], "tset", *rows[1][3:]], *rows[2:]])
+        elif kind.startswith("dataset-json-"):
+            edit_info(root, kind.removeprefix("dataset-json-"))
+        elif kind == "rgba-mask-opaque-black":  # GIMP/Photoshop: no lesion, opaque alpha
+            rgba = np.zeros((SIZE, SIZE, 4), np.uint8)
+            rgba[..., 3] = 255
+            save(root / "masks" / "he" / f"{name}.png", rgba)
+        elif kind == "mostly-foreground-mask":
+            save(root / "masks" / "he" / f"{name}.png", np.full((SIZE, SIZE), 255, np.uint8))
         out = str(ctx.out)
         png = str(ctx.tmp / "preview.png")
         merge_part = str(renamed(root)) if command == "merge" else ""
         return {
             "inspect": ["data", "inspect", str(root)],
+            "inspect-json": ["data", "inspect", str(root), "--json"],
             "render": ["render", "--masks", str(root), "--out", out, "--device", "cpu"],
             "eval-layout": ["eval", "layout", "--real", str(root), "--fake", str(ctx.phantom), "--out",
                             str(ctx.out / "report.json"), "--no-classifier"],
@@ -494,6 +600,27 @@ def _checkpoint(kind: str, command: str) -> Callable[[Ctx], list[str]]:
                                                         "arch": "no-such-arch"})
         elif kind == "missing":
             path = ctx.tmp / "nowhere.safetensors"
+        elif kind == "nan-res":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": "layout", "arch": "stylegan",
+                                                        "generator": {"res": float("nan")}})
+        elif kind == "negative-width":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": "render", "arch": "drgan", "res": SIZE, "width": -8})
+        elif kind == "kind-number":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": 5, "arch": "stylegan"})
+        elif kind == "config-list":  # safetensors written by another tool, with a JSON list as retina's metadata
+            import torch
+            from safetensors.torch import save_file
+
+            path = ctx.tmp / "model.safetensors"
+            save_file({"weight": torch.zeros(2)}, str(path), metadata={"retina": "[1, 2]"})
+        elif kind == "png":  # an image handed over as a checkpoint
+            path = save(ctx.tmp / "x.png", photo())
+        elif kind == "labels-csv":
+            path = ctx.phantom / "labels.csv"
+        elif kind == "layout-run":  # a layout run folder handed to the renderer's --resume
+            path = ctx.tmp / "layout-run"
+            path.mkdir()
+            write_checkpoint(path / "last", {"kind": "layout", "arch": "stylegan", "generator": {}, "training": {}})
         else:
             raise AssertionError(kind)
         out = str(ctx.out)
@@ -720,6 +847,149 @@ CASES = [
                                                     "--device", "cpu")), match="exists"),
     Case("layout-sample-out-exists", _existing_out(_argv("layout", "sample", "--n", "2", "--res", "32", "--out",
                                                          "{out}", "--device", "cpu")), match="exists"),
+    # -- issue 14: every case listed there ---------------------------------------------------------------------
+    # 1. RGBA masks (opaque alpha, black RGB) are no lesion; alpha is coverage only where RGB is empty
+    Case("import-mask-rgba-opaque-black", _seg512_broken("rgba-opaque-black"), handled=True, match="imported 2",
+         check=_seg512_empty_ex),
+    Case("import-mask-rgba-alpha-coverage", _seg512_broken("rgba-alpha-coverage"), handled=True, match="imported 2",
+         check=_seg512_small_ex),
+    Case("inspect-rgba-mask-not-lesion", _set_broken("rgba-mask-opaque-black", "inspect"), handled=True,
+         match="no problems found", check=_rgba_set_check),
+    Case("inspect-mostly-foreground-reported", _set_broken("mostly-foreground-mask", "inspect-json"), handled=True,
+         match="100% of the he mask is foreground"),
+    # 3./14. generate --resume with other options, and .gen_*.partial leftovers: test_generate_resume_* below
+    # 2. two runs on one --out: test_second_writer_refused_while_locked below
+    # 6. --out unwritable or odd
+    *[Case(f"{command}-out-{kind}", _odd_out(kind, command), match=text)
+      for kind, text in (("proc", "cannot create"), ("file", "is a file"), ("dot", "names an existing"),
+                         ("under-file", "is a file, so nothing can be created"))
+      for command in ("phantom", "generate", "layout-sample", "import", "render", "merge", "split", "layout-train")],
+    # 7. negative seeds
+    Case("generate-seed-negative", _argv("generate", "--n", "2", "--res", "32", "--seed", "-1", "--out", "{out}",
+                                         "--device", "cpu"), match="--seed -1: must be at least 0"),
+    Case("layout-sample-seed-negative", _argv("layout", "sample", "--n", "2", "--res", "32", "--seed", "-1",
+                                              "--out", "{out}", "--device", "cpu"), match="--seed -1"),
+    Case("phantom-seed-negative", _argv("data", "phantom", "--n", "2", "--size", "32", "--seed", "-1", "--out",
+                                        "{out}"), match="--seed -1"),
+    Case("phantom-seed-too-large", _argv("data", "phantom", "--n", "2", "--size", "32", "--seed", str(2**40),
+                                         "--out", "{out}"), match="at most 4294967295"),
+    # 8. memory estimated before anything is allocated or written
+    Case("layout-train-batch-too-large", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res",
+                                               "32", "--batch", "100000", "--width", "8", "--device", "cpu",
+                                               "--quiet"), match="needs about"),
+    Case("generate-res-too-large-for-memory", _argv("generate", "--n", "2", "--res", "16000", "--out", "{out}",
+                                                    "--device", "cpu"), match="needs about"),
+    Case("layout-sample-res-too-large-for-memory", _argv("layout", "sample", "--n", "2", "--res", "16000", "--out",
+                                                         "{out}", "--device", "cpu"), match="needs about"),
+    Case("phantom-size-too-large-for-memory", _argv("data", "phantom", "--n", "2", "--size", "16000", "--out",
+                                                    "{out}"), match="use --size"),
+    Case("generate-res-100000", _argv("generate", "--n", "2", "--res", "100000", "--out", "{out}", "--device",
+                                      "cpu"), match="--res 100000: must be at least 1 and at most 16384"),
+    # 9. devices other than auto|cpu|cuda|cuda:N
+    *[Case(f"{command}-device-{device}", _argv(*argv, "--device", device), match=f"--device {device}: unknown")
+      for device in ("mps", "meta")
+      for command, argv in (
+          ("generate", ("generate", "--n", "2", "--res", "32", "--out", "{out}")),
+          ("layout-sample", ("layout", "sample", "--n", "2", "--res", "32", "--out", "{out}")),
+          ("render", ("render", "--masks", "{phantom}", "--out", "{out}")),
+          ("layout-train", ("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32", "--quiet")),
+      )],
+    Case("render-device-cuda-text", _argv("render", "--masks", "{phantom}", "--out", "{out}", "--device",
+                                          "cuda:x"), match="unknown device"),
+    # 10. a run folder of another kind
+    Case("render-train-resume-layout-run", _checkpoint("layout-run", "render-resume"),
+         match="a layout/stylegan checkpoint, but a render checkpoint is needed"),
+    # 11. dataset.json that is not an object
+    Case("inspect-dataset-json-list", _set_broken("dataset-json-list", "inspect"), match="not an object"),
+    Case("render-dataset-json-list", _set_broken("dataset-json-list", "render"), match="not an object"),
+    # 12. SIGTERM: test_signal_* below
+    # 13. split into one folder twice: refused before writing
+    Case("split-train-equals-heldout", _argv("data", "split", "{phantom}", "--train", "{out}", "--heldout", "{out}"),
+         match="both"),
+    Case("split-into-source", _argv("data", "split", "{phantom}", "--train", "{phantom}/train", "--heldout",
+                                    "{out}"), match="inside the set being split"),
+    # 16. misleading messages
+    Case("inspect-labels-bom", _set_broken("labels-bom", "inspect"), handled=True, match="no problems found"),
+    Case("render-labels-bom", _set_broken("labels-bom", "render"), handled=True, match="rendered 10 image(s)"),
+    Case("generate-res-7-names-its-option", _argv("generate", "--n", "2", "--res", "7", "--out", "{out}",
+                                                  "--device", "cpu"), match="use --res 16"),
+    Case("phantom-size-7", _argv("data", "phantom", "--n", "2", "--size", "7", "--out", "{out}"),
+         match="use --size 16"),
+    Case("import-limit-zero", lambda ctx: import_args(eyepacs(ctx.tmp / "eyepacs"), "eyepacs", ctx, "--limit", "0"),
+         match="--limit 0: must be at least 1"),
+    Case("render-checkpoint-png", _checkpoint("png", "render-masks"), match="x.png: not a checkpoint"),
+    Case("layout-sample-checkpoint-labels-csv", _checkpoint("labels-csv", "layout-sample"),
+         match="labels.csv: not a checkpoint"),
+    Case("generate-render-checkpoint-png", _checkpoint("png", "render"), match="x.png: not a checkpoint"),
+    Case("render-checkpoint-missing-names-given", _checkpoint("missing", "render-masks"),
+         match="nowhere.safetensors: checkpoint not found"),
+    # -- class (a): non-finite or out-of-range numbers, wherever a number is read ----------------------------------
+    Case("generate-truncation-nan", _argv("generate", "--n", "2", "--res", "32", "--truncation", "nan", "--out",
+                                          "{out}", "--device", "cpu"), match="--truncation nan: not a finite number"),
+    Case("layout-sample-truncation-inf", _argv("layout", "sample", "--n", "2", "--res", "32", "--truncation", "inf",
+                                               "--out", "{out}", "--device", "cpu"), match="not a finite number"),
+    Case("layout-train-lr-nan", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                      "--lr", "nan", "--device", "cpu", "--quiet"), match="--lr nan"),
+    Case("layout-train-kimg-inf", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                        "--kimg", "inf", "--device", "cpu", "--quiet"), match="--kimg inf"),
+    Case("layout-train-label-smoothing-2", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res",
+                                                 "32", "--label-smoothing", "2", "--device", "cpu", "--quiet"),
+         match="at most 1"),
+    Case("train-aae-negative-lr", _argv("layout", "train-aae", "--data", "{phantom}", "--out", "{out}", "--res",
+                                        "32", "--lr", "-0.1", "--device", "cpu", "--quiet"), match="--lr -0.1"),
+    Case("render-train-every-zero", _argv("render", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                          "--every", "0", "--device", "cpu"), match="--every 0"),
+    Case("render-train-kimg-nan", _argv("render", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                        "--kimg", "nan", "--device", "cpu"), match="--kimg nan"),
+    Case("split-fraction-nan", _argv("data", "split", "{phantom}", "--train", "{out}", "--heldout", "{tmp}/h",
+                                     "--fraction", "nan"), match="--fraction nan"),
+    Case("split-every-negative", _argv("data", "split", "{phantom}", "--train", "{out}", "--heldout", "{tmp}/h",
+                                       "--every", "-2"), match="--every -2"),
+    Case("preview-alpha-2", _argv("data", "preview", "{phantom}", "--out", "{tmp}/p.png", "--alpha", "2"),
+         match="--alpha 2.0: must be at least 0 and at most 1"),
+    Case("preview-per-grade-zero", _argv("data", "preview", "{phantom}", "--out", "{tmp}/p.png", "--per-grade", "0"),
+         match="--per-grade 0"),
+    Case("fidelity-max-images-negative", _argv("eval", "fidelity", "--real", "{phantom}", "--fake", "{phantom}",
+                                               "--metrics", "swd", "--max-images", "-5", "--device", "cpu"),
+         match="--max-images"),
+    Case("bench-segment-epochs-zero", _argv("bench", "segment", "--real", "{phantom}", "--out", "{out}", "--epochs",
+                                            "0", "--device", "cpu"), match="--epochs 0"),
+    Case("generate-batch-negative", _argv("generate", "--n", "2", "--res", "32", "--batch", "-4", "--out", "{out}",
+                                          "--device", "cpu"), match="--batch -4"),
+    Case("generate-grades-nan", _argv("generate", "--n", "2", "--res", "32", "--grades", "nan", "--out", "{out}",
+                                      "--device", "cpu"), match="not a finite number"),
+    Case("render-grade-inf", _argv("render", "--masks", "{phantom}", "--grade", "inf", "--out", "{out}", "--device",
+                                   "cpu"), match="not a finite number"),
+    Case("inspect-labels-nan-grade", _set_broken("labels-nan-grade", "inspect"), match="not a finite number"),
+    Case("inspect-labels-inf-grade", _set_broken("labels-inf-grade", "inspect"), match="not a finite number"),
+    Case("render-train-labels-nan-grade", _set_broken("labels-nan-grade", "render-train"), match="not a finite"),
+    Case("merge-labels-nan-seed", _set_broken("labels-nan-seed", "merge"), match="is not a whole number >= 0"),
+    Case("inspect-labels-unknown-split", _set_broken("labels-unknown-split", "inspect"),
+         match="split 'tset' is not one of train, val, test"),
+    Case("inspect-dataset-json-nan-resolution", _set_broken("dataset-json-nan-resolution", "inspect"),
+         match="NaN is not a JSON number"),
+    Case("inspect-dataset-json-overflow", _set_broken("dataset-json-overflow-resolution", "inspect"),
+         match="overflows to infinity"),
+    Case("merge-dataset-json-text-resolution", _set_broken("dataset-json-text-resolution", "merge"),
+         match='"resolution" is \'32\''),
+    Case("render-dataset-json-negative-resolution", _set_broken("dataset-json-negative-resolution", "render"),
+         match='"resolution" is -32'),
+    Case("layout-train-dataset-json-unknown-channel", _set_broken("dataset-json-unknown-channel", "layout-train"),
+         match="tumour"),
+    Case("layout-sample-ckpt-nan-res", _checkpoint("nan-res", "layout-sample"), match="NaN is not a JSON number"),
+    Case("generate-render-ckpt-negative-width", _checkpoint("negative-width", "render"),
+         match='"width" is -8, not a whole number >= 1'),
+    Case("layout-sample-ckpt-kind-number", _checkpoint("kind-number", "layout-sample"), match='"kind" is 5'),
+    Case("render-ckpt-config-list", _checkpoint("config-list", "render-masks"), match="not an object"),
+    # -- class (b): metadata that does not match its files --------------------------------------------------------
+    Case("merge-dataset-json-resolution-lies", _set_broken("dataset-json-resolution-lies", "merge"),
+         match="says resolution 64 but the files of"),
+    Case("render-dataset-json-resolution-lies", _set_broken("dataset-json-resolution-lies", "render"),
+         match="says resolution 64"),
+    Case("inspect-resolution-disagrees-reported", _set_broken("dataset-json-resolution-lies", "inspect-json"),
+         handled=True, match="dataset.json says resolution 64"),
+    Case("inspect-count-disagrees-reported", _set_broken("dataset-json-count-mismatch", "inspect-json"),
+         handled=True, match='\\"count\\" is 15 but labels.csv has 10 row(s)'),
 ]
 
 
@@ -736,7 +1006,8 @@ def _leftovers(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
-def test_bad_input(case: Case, phantom_set: Path, tmp_path: Path, capsys) -> None:
+def test_bad_input(case: Case, phantom_set: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `--out .` and other relative paths land in the case's own folder
     ctx = Ctx(tmp_path, phantom_set)
     argv = case.build(ctx)
     capsys.readouterr()

@@ -255,6 +255,8 @@ class CanonicalWriter:
         try:
             self._prepare(resume, options)
         except BaseException:
+            if resume:  # a refused resume keeps the interrupted run's work for a resume with the right options
+                self.keep_partial = True
             self._abort()
             raise
         self._overwrite = overwrite

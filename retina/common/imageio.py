@@ -102,16 +102,17 @@ def _mask_plane(image: Image.Image) -> np.ndarray:
     """One grey plane from a mask image, decided by its mode.
 
     Colour masks count any colour channel (IDRiD draws lesions in red). An alpha channel is *coverage* only in
-    a file whose colour is empty everywhere (GIMP/Photoshop "paint on a transparent layer" exports: black
-    RGB, lesion in alpha); otherwise the colour decides and alpha only blanks fully transparent pixels. Taking
-    the maximum over all four channels, as this reader once did, read an opaque black mask as 100 % lesion.
+    a file whose colour is empty everywhere and whose alpha varies (GIMP/Photoshop "paint on a transparent
+    layer": black RGB, lesion in alpha). A uniform alpha (an opaque export) says nothing: the colour decides,
+    and elsewhere alpha only blanks fully transparent pixels. Taking the maximum over all four channels, as
+    this reader once did, read an opaque black mask as 100 % lesion.
     """
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     if image.mode in ("RGBA", "LA", "RGBa", "La"):
         array = np.asarray(image)
         colour, alpha = array[..., :-1].max(axis=2), array[..., -1]
-        if colour.max(initial=0) == 0:
+        if alpha.size and colour.max() == 0 and alpha.min() != alpha.max():
             return alpha
         return np.where(alpha > 0, colour, 0).astype(colour.dtype)
     if image.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):

@@ -3,15 +3,16 @@ process on the spot (exit -15, partial output left). :func:`handled` turns it in
 ``KeyboardInterrupt``, so every ``with``/``finally`` that cleans up after Ctrl-C cleans up after SIGTERM too,
 and the CLI exits 143 with one line.
 
-A trainer wraps each optimisation step in :func:`deferred`: a signal that arrives mid-step is held until the
-step has finished, so the checkpoint written on the way out is a consistent one that resumes bit-exactly.
+A trainer runs its loop through :func:`checkpointed_steps`: a signal that arrives mid-step is held until the
+step has finished, then the trainer's checkpoint is written (a consistent one, that resumes bit-exactly) and
+the interrupt raised.
 """
 
 from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -47,6 +48,8 @@ def handled() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _deferring[0] = 0  # a loop abandoned by an exception in an earlier in-process run leaves nothing held
+    _pending.clear()
     previous = {signum: signal.signal(signum, _handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
@@ -55,18 +58,21 @@ def handled() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-@contextmanager
-def deferred() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM until the block ends, then raise as if it had arrived there."""
+def checkpointed_steps(more: Callable[[], bool], checkpoint: Callable[[], None]) -> Iterator[None]:
+    """A training loop, ``for _ in checkpointed_steps(lambda: step < total, save_last):``, whose body runs with
+    Ctrl-C/SIGTERM held; one that arrives is acted on between steps: ``checkpoint()`` runs, then the interrupt is
+    raised, so that a preempted job (Slurm, ``docker stop``) resumes from the step it had reached."""
     _deferring[0] += 1
     try:
-        yield
+        while more():
+            yield
+            if _pending:
+                signum = _pending[0]
+                _pending.clear()
+                checkpoint()
+                _raise_for(signum)
     finally:
         _deferring[0] -= 1
-        if not _deferring[0] and _pending:
-            signum = _pending[0]
-            _pending.clear()
-            _raise_for(signum)
 
 
 def exit_code(interrupt: KeyboardInterrupt) -> tuple[int, str]:
