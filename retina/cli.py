@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             command = install_number_checks(typer.main.get_command(app))
             argv = expand_config(sys.argv[1:] if argv is None else list(argv), command)
             code = command.main(args=argv, prog_name="retina", standalone_mode=False)
-            if code == 130:  # click returns 130 (not raises) for Ctrl-C when standalone_mode is off
+            if code == 130:  # typer returns 130 (not raises) for Ctrl-C and SIGTERM when standalone_mode is off
                 raise KeyboardInterrupt
     except RetinaError as error:
         print(f"error: {error}", file=sys.stderr)

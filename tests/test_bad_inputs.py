@@ -1070,3 +1070,187 @@ def test_interrupt_leaves_no_partial_output(command: str, phantom_set: Path, tmp
     assert len(calls) == 2
     assert not ctx.out.exists()
     assert not _leftovers(tmp_path) and not list(tmp_path.glob("*.partial"))
+
+
+# -- issue 14: the cases that need more than one command, a second process or a signal ---------------------------
+
+
+def test_every_numeric_option_has_a_range_rule() -> None:
+    """The number parser knows every int/float option of the CLI: a new option without a rule fails here."""
+    import typer
+
+    from retina.cli import app
+    from retina.common.options import numeric_options, rule_for
+
+    options = list(numeric_options(typer.main.get_command(app)))
+    assert len(options) > 50
+    lacking = [f"{path} {max(p.opts, key=len)}" for path, p in options if rule_for(path, max(p.opts, key=len)) is None]
+    assert not lacking, f"numeric options without a rule in retina/common/options.py: {lacking}"
+
+
+def _cli(*argv: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "retina.cli", *argv]
+
+
+def _wait_for_rows(labels: Path, rows: int, process, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if labels.is_file() and len(labels.read_text("utf-8").splitlines()) > rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{labels} never reached {rows} rows")
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_signal_during_phantom_cleans_up_and_a_second_run_is_refused(signum: str, tmp_path: Path, capsys) -> None:
+    """Issue 14, cases 2 and 12: while one `data phantom` writes OUT, a second run on OUT refuses in one line
+    (the first one's files untouched); SIGTERM/SIGINT then end the first with exit 143/130, one line, and
+    neither OUT nor OUT.partial left."""
+    import signal
+    import subprocess
+
+    out = tmp_path / "ph"
+    first = subprocess.Popen(_cli("data", "phantom", "--n", "2000", "--size", "32", "--out", str(out)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).parents[1])
+    try:
+        _wait_for_rows(out.with_name("ph.partial") / "labels.csv", 3, first)
+        with pytest.raises(SystemExit) as refused:
+            main(["data", "phantom", "--n", "2", "--size", "32", "--out", str(out)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert refused.value.code == 2 and len(lines) == 1, lines
+        assert f"another retina run (pid {first.pid}) is writing it" in lines[0]
+        assert first.poll() is None, "the second run disturbed the first"
+        first.send_signal(getattr(signal, signum))
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill() if first.poll() is None else None
+    assert first.returncode == (143 if signum == "SIGTERM" else 130), err
+    assert err.strip().splitlines() == [f"error: {'terminated (SIGTERM)' if signum == 'SIGTERM' else 'interrupted'}"]
+    assert not out.exists() and not out.with_name("ph.partial").exists()
+
+
+def test_trainer_checkpoints_on_sigterm_and_resumes(phantom_set: Path, tmp_path: Path) -> None:
+    """Issue 14, case 12: a trainer killed by SIGTERM (Slurm, docker stop) saves `last` before exiting 143."""
+    import signal
+    import subprocess
+    import time
+
+    from retina.common.checkpoint import Checkpoint
+
+    run = tmp_path / "aae"
+    process = subprocess.Popen(
+        _cli("layout", "train-aae", "--data", str(phantom_set), "--out", str(run), "--res", "32", "--kimg", "1000",
+             "--batch", "2", "--width", "8", "--latent", "8", "--device", "cpu", "--quiet"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    try:
+        _wait_for_rows(run / "log.jsonl", 0, process)  # log_every 10 steps: training is under way
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill() if process.poll() is None else None
+    assert process.returncode == 143 and err.strip().splitlines() == ["error: terminated (SIGTERM)"], err
+    last = Checkpoint(run / "last.safetensors")
+    seen = int(last.state["images_seen"])
+    assert seen >= 20, "no checkpoint of the steps done before SIGTERM"
+    assert not (run / ".lock").exists()
+    main(["layout", "train-aae", "--resume", str(run), "--kimg", str((seen + 4) / 1000), "--device", "cpu", "--quiet"])
+    assert int(Checkpoint(run / "last.safetensors").state["images_seen"]) == seen + 4
+
+
+def _killed_generate(out: Path, monkeypatch, after: int = 2) -> None:
+    """A `generate --n 4` killed (as by SIGKILL) after ``after`` samples: OUT.partial stays, with a 0-byte
+    temporary file of the sample it was writing."""
+    from retina.common.canonical import CanonicalWriter
+
+    original_add, original_abort = CanonicalWriter.add, CanonicalWriter._abort
+
+    def add(self, name, **kwargs):
+        if len(self.done) == after:
+            (self.partial / "images" / f".{name}.png.x1y2.partial").write_bytes(b"")
+            raise RuntimeError("killed")
+        return original_add(self, name, **kwargs)
+
+    def abort_like_sigkill(self):  # nothing is cleaned up after SIGKILL
+        self.keep_partial = True
+        original_abort(self)
+
+    monkeypatch.setattr(CanonicalWriter, "add", add)
+    monkeypatch.setattr(CanonicalWriter, "_abort", abort_like_sigkill)
+    with pytest.raises(RuntimeError):
+        main(["generate", "--n", "4", "--res", "32", "--batch", "1", "--out", str(out), "--device", "cpu"])
+    monkeypatch.setattr(CanonicalWriter, "add", original_add)
+    monkeypatch.setattr(CanonicalWriter, "_abort", original_abort)
+    assert out.with_name(out.name + ".partial").is_dir()
+
+
+@pytest.mark.parametrize("changed", [("--res", "64"), ("--seed", "3"), ("--grades", "4"), ("--n", "6")])
+def test_generate_resume_refuses_changed_options(changed: tuple[str, str], tmp_path: Path, capsys,
+                                                 monkeypatch) -> None:
+    """Issue 14, case 3: --resume with another --res/--seed/--grades/--n is refused, naming the option, and the
+    interrupted run's partial folder is kept for a proper resume."""
+    out = tmp_path / "gm"
+    _killed_generate(out, monkeypatch)
+    argv = {"--n": "4", "--res": "32", "--batch": "1", "--out": str(out), "--device": "cpu"}
+    argv[changed[0]] = changed[1]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["generate", *[x for pair in argv.items() for x in pair], "--resume"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert refused.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert f"{changed[0]} (was" in lines[0] and "give the same options again" in lines[0], lines[0]
+    assert not out.exists() and (tmp_path / "gm.partial" / "labels.csv").is_file()
+
+
+def test_generate_resume_finishes_without_leftovers(tmp_path: Path, monkeypatch) -> None:
+    """Issue 14, case 14: the resumed set is complete, equal to an uninterrupted run, and holds no
+    `.gen_*.partial` file."""
+    from retina.common.canonical import CanonicalDataset
+
+    out, reference = tmp_path / "gm", tmp_path / "ref"
+    _killed_generate(out, monkeypatch)
+    main(["generate", "--n", "4", "--res", "32", "--batch", "1", "--out", str(out), "--device", "cpu", "--resume"])
+    main(["generate", "--n", "4", "--res", "32", "--batch", "3", "--out", str(reference), "--device", "cpu"])
+    assert not list(out.rglob("*.partial")) and not (out / ".options.json").exists() and not (out / ".lock").exists()
+    resumed, whole = CanonicalDataset(out), CanonicalDataset(reference)
+    assert resumed.names == whole.names and len(resumed) == 4
+    for name in whole.names:
+        assert np.array_equal(resumed.load_image(name), whole.load_image(name))
+
+
+def test_written_files_honour_the_umask(tmp_path: Path) -> None:
+    """Issue 14, case 15: files are 0666 less the umask (0644 under the usual 022), not mkstemp's 0600."""
+    from retina.common.imageio import FILE_MODE
+
+    old = os.umask(0o022)
+    os.umask(old)
+    assert FILE_MODE == 0o666 & ~old
+    main(["data", "phantom", "--n", "2", "--size", "32", "--out", str(tmp_path / "ph")])
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "ph").rglob("*") if p.is_file()}
+    assert modes == {0o666 & ~old}, {oct(m) for m in modes}
+
+
+def test_second_writer_refused_while_a_lock_is_held(phantom_set: Path, tmp_path: Path, capsys) -> None:
+    """A lock held by another open file (another process, to the kernel) refuses the run and leaves the
+    holder's partial folder as it was."""
+    import fcntl
+
+    partial = tmp_path / "out.partial"
+    partial.mkdir()
+    (partial / "work.txt").write_text("theirs")
+    with open(partial / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.write("4242\n")
+        handle.flush()
+        with pytest.raises(SystemExit) as refused:
+            main(["data", "merge", str(phantom_set), str(renamed(Path(shutil.copytree(phantom_set, tmp_path / "b")))),
+                  "--out", str(tmp_path / "out")])
+    assert refused.value.code == 2
+    assert "another retina run (pid 4242)" in capsys.readouterr().err
+    assert (partial / "work.txt").read_text() == "theirs" and not (tmp_path / "out").exists()

@@ -26,9 +26,11 @@ class Terminated(KeyboardInterrupt):
 
 _pending: list[int] = []
 _deferring = [0]
+_received: list[int] = []  # the signal behind the interrupt: typer turns every KeyboardInterrupt into exit 130
 
 
 def _raise_for(signum: int) -> None:
+    _received[:] = [signum]
     if signum == signal.SIGTERM:
         raise Terminated
     raise KeyboardInterrupt
@@ -50,6 +52,7 @@ def handled() -> Iterator[None]:
         return
     _deferring[0] = 0  # a loop abandoned by an exception in an earlier in-process run leaves nothing held
     _pending.clear()
+    _received.clear()
     previous = {signum: signal.signal(signum, _handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
@@ -75,8 +78,8 @@ def checkpointed_steps(more: Callable[[], bool], checkpoint: Callable[[], None])
         _deferring[0] -= 1
 
 
-def exit_code(interrupt: KeyboardInterrupt) -> tuple[int, str]:
-    """The exit status and the one line for an interrupt."""
-    if isinstance(interrupt, Terminated):
+def exit_code(interrupt: BaseException | None = None) -> tuple[int, str]:
+    """The exit status and the one line for an interrupt (SIGTERM: 143, Ctrl-C/SIGINT: 130)."""
+    if isinstance(interrupt, Terminated) or _received == [signal.SIGTERM]:
         return EXIT_SIGTERM, "terminated (SIGTERM)"
     return EXIT_SIGINT, "interrupted"
