@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     from retina.common import interrupt
     from retina.common.errors import RetinaError
     from retina.common.options import install_number_checks
+    from retina.common.output import release_all
 
     for stream in (sys.stdout, sys.stderr):
         # File names need not be valid UTF-8 (os.fsdecode keeps bad bytes as surrogates): never crash printing one.
@@ -62,8 +63,17 @@ def main(argv: list[str] | None = None) -> None:
             from retina.common.config_file import expand_config
 
             command = install_number_checks(typer.main.get_command(app))
+        with interrupt.handled():
+            from retina.common.config_file import expand_config
+
+            command = install_number_checks(typer.main.get_command(app))
             argv = expand_config(sys.argv[1:] if argv is None else list(argv), command)
-            code = command.main(args=argv, prog_name="retina", standalone_mode=False)
+            try:
+                code = command.main(args=argv, prog_name="retina", standalone_mode=False)
+            finally:
+                release_all()
+            if code == 130:  # typer returns 130 (not raises) for Ctrl-C and SIGTERM when standalone_mode is off
+                raise KeyboardInterrupt
             if code == 130:  # typer returns 130 (not raises) for Ctrl-C and SIGTERM when standalone_mode is off
                 raise KeyboardInterrupt
     except RetinaError as error:

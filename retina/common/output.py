@@ -123,6 +123,8 @@ class OutputLock:
 
 
 @atexit.register
-def _release_all() -> None:
+def release_all() -> None:
+    """Drop every lock this process holds (the CLI calls it when a command returns: a run folder stays locked for
+    the whole command, and no longer, also when commands run in-process one after another)."""
     for lock in list(_held.values()):
         lock.release()

@@ -55,12 +55,13 @@ class RunFolder:
 
     def __init__(self, path: str | Path, config: dict[str, Any], resume: bool = False, is_main: bool = True,
                  training_set: dict[str, Any] | None = None):
-        self.path = check_output(path, "--resume" if resume else "--out")
+        # a resumed run may be named `.` from inside it; a new one must be a usable new folder
+        self.path = Path(path) if resume else check_output(path, "--out")
         self.is_main = is_main
         self.config = config
         last = self.path / "last.safetensors"
         if resume:
-            if not self.path.exists():
+            if not self.path.is_dir():
                 raise RetinaError(f"{self.path}: run folder not found; give the --out of an earlier run to --resume")
             if not last.is_file():
                 raise RetinaError(f"{self.path}: nothing to resume (no last.safetensors); start without --resume")
