@@ -163,8 +163,9 @@ class Checkpoint:
         found_kind, found_arch = self.config.get("kind"), self.config.get("arch")
         if found_kind != kind or (arch is not None and found_arch != arch):
             wanted = f"{kind}/{arch}" if arch else kind
+            article = "an" if wanted[:1].lower() in "aeiou" else "a"
             raise RetinaError(
-                f"{self.path}: a {found_kind}/{found_arch} checkpoint, but a {wanted} checkpoint is needed here"
+                f"{self.path}: a {found_kind}/{found_arch} checkpoint, but {article} {wanted} checkpoint is needed here"
             )
         return self
 

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from retina.common.errors import RetinaError
+from retina.common.output import check_output
 
 # Refuse decompression bombs: the largest fundus cameras produce ~24 MP; leave head-room, not 2^31.
 MAX_IMAGE_PIXELS = int(os.environ.get("RETINA_MAX_IMAGE_PIXELS", 64_000_000))
@@ -151,9 +152,7 @@ FILE_MODE = _file_mode()  # once, at import: os.umask is process-wide and not th
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, on error delete it."""
-    path = Path(path)
-    if path.is_dir():
-        raise RetinaError(f"{path}: is a folder; give a file name")
+    path = check_output(path, option="", folder=False)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)

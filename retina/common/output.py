@@ -32,20 +32,21 @@ def _first_existing(path: Path) -> Path:
 def check_output(path: str | Path, option: str = "--out", folder: bool = True) -> Path:
     """Refuse an output path that cannot be (or must not be) written; returns it as a Path."""
     path = Path(path)
+    given = f"{option} {path}" if option else str(path)
     if path.name in ("", ".", "..") or path.resolve() == Path.cwd().resolve():
-        raise RetinaError(f"{option} {path}: names an existing working folder, not a new output; give a new "
+        raise RetinaError(f"{given}: names an existing working folder, not a new output; give a new "
                           f"folder name, e.g. {option} out")
     if folder and path.exists() and not path.is_dir():
-        raise RetinaError(f"{option} {path}: is a file, not a folder (even --overwrite does not replace a file); "
-                          f"choose another {option}")
+        raise RetinaError(f"{given}: is a file, not a folder (even --overwrite does not replace a file); "
+                          f"choose another {option or 'path'}")
     if not folder and path.is_dir():
-        raise RetinaError(f"{option} {path}: is a folder; give a file name inside it")
+        raise RetinaError(f"{given}: is a folder; give a file name inside it")
     base = _first_existing(path.parent.absolute())
     if not base.is_dir():
-        raise RetinaError(f"{option} {path}: {base} is a file, so nothing can be created under it; choose another "
-                          f"{option}")
+        raise RetinaError(f"{given}: {base} is a file, so nothing can be created under it; choose another "
+                          f"{option or 'path'}")
     if not os.access(base, os.W_OK | os.X_OK):
-        raise RetinaError(f"{option} {path}: {base} is not writable; choose a folder you can write to")
+        raise RetinaError(f"{given}: {base} is not writable; choose a folder you can write to")
     return path
 
 
