@@ -340,6 +340,7 @@ def _odd_out(kind: str, command: str) -> Callable[[Ctx], list[str]]:
             "render": ["render", "--masks", str(ctx.phantom), "--out", out, "--device", "cpu"],
             "merge": ["data", "merge", str(ctx.phantom), str(renamed(ctx.copy())), "--out", out],
             "split": ["data", "split", str(ctx.phantom), "--train", out, "--heldout", str(ctx.out)],
+            "export": ["data", "export", str(ctx.phantom), "--format", "monai", "--out", out],
             "layout-train": ["layout", "train", "--data", str(ctx.phantom), "--out", out, "--res", str(SIZE),
                              "--batch", "2", "--kimg", "0.002", "--width", "8", "--device", "cpu", "--quiet"],
         }[command] + extra
@@ -863,7 +864,8 @@ CASES = [
     *[Case(f"{command}-out-{kind}", _odd_out(kind, command), match=text)
       for kind, text in (("proc", "cannot create"), ("file", "is a file"), ("dot", "names an existing"),
                          ("under-file", "is a file, so nothing can be created"))
-      for command in ("phantom", "generate", "layout-sample", "import", "render", "merge", "split", "layout-train")],
+      for command in ("phantom", "generate", "layout-sample", "import", "render", "merge", "split", "layout-train",
+                      "export")],
     # 7. negative seeds
     Case("generate-seed-negative", _argv("generate", "--n", "2", "--res", "32", "--seed", "-1", "--out", "{out}",
                                          "--device", "cpu"), match="--seed -1: must be at least 0"),

@@ -15,6 +15,9 @@ from __future__ import annotations
 import atexit
 import fcntl
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from retina.common.errors import RetinaError
@@ -121,6 +124,34 @@ class OutputLock:
         _held.pop(self.path.absolute(), None)
         self._handle.close()
         self._handle = None
+
+
+@contextmanager
+def staged_folder(out: str | Path, overwrite: bool = False, option: str = "--out") -> Iterator[Path]:
+    """A locked ``OUT.partial`` that becomes ``OUT`` only when the block completes; on an error (Ctrl-C, SIGTERM
+    included) it is removed with any parent folder it made. For writers of other layouts than the canonical
+    one (:class:`retina.common.canonical.CanonicalWriter` keeps its own, resumable, partial folder)."""
+    out = check_output(out, option)
+    if out.exists() and not overwrite:
+        raise RetinaError(f"{out}: already exists; choose another {option} or pass --overwrite")
+    partial = check_output(out.with_name(out.name + ".partial"), option)
+    created = make_folder(partial, option, shown=out)
+    lock = OutputLock(partial, out)
+    try:
+        for entry in partial.iterdir():  # what a killed earlier run left
+            if entry.name != LOCK_NAME:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        yield partial
+        if out.exists():
+            shutil.rmtree(out)
+        partial.rename(out)
+        lock.moved(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        remove_created(created)
+        raise
+    finally:
+        lock.release()
 
 
 @atexit.register
