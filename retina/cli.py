@@ -63,17 +63,11 @@ def main(argv: list[str] | None = None) -> None:
             from retina.common.config_file import expand_config
 
             command = install_number_checks(typer.main.get_command(app))
-        with interrupt.handled():
-            from retina.common.config_file import expand_config
-
-            command = install_number_checks(typer.main.get_command(app))
             argv = expand_config(sys.argv[1:] if argv is None else list(argv), command)
             try:
                 code = command.main(args=argv, prog_name="retina", standalone_mode=False)
             finally:
                 release_all()
-            if code == 130:  # typer returns 130 (not raises) for Ctrl-C and SIGTERM when standalone_mode is off
-                raise KeyboardInterrupt
             if code == 130:  # typer returns 130 (not raises) for Ctrl-C and SIGTERM when standalone_mode is off
                 raise KeyboardInterrupt
     except RetinaError as error:

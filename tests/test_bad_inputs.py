@@ -983,6 +983,9 @@ CASES = [
          match='"width" is -8, not a whole number >= 1'),
     Case("layout-sample-ckpt-kind-number", _checkpoint("kind-number", "layout-sample"), match='"kind" is 5'),
     Case("render-ckpt-config-list", _checkpoint("config-list", "render-masks"), match="not an object"),
+    Case("phantom-config-file-negative-seed", lambda ctx: (ctx.tmp / "c.json").write_text('{"seed": -1}') and [
+        "data", "phantom", "--config", str(ctx.tmp / "c.json"), "--n", "2", "--size", "32", "--out", str(ctx.out)],
+         match="--seed -1: must be at least 0"),
     # -- class (b): metadata that does not match its files --------------------------------------------------------
     Case("merge-dataset-json-resolution-lies", _set_broken("dataset-json-resolution-lies", "merge"),
          match="says resolution 64 but the files of"),
