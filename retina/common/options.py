@@ -83,6 +83,8 @@ RULES: dict[str, NumberRule] = {
     "--truncation": NumberRule(0, 1, meaning="1 = no truncation, 0 = the grade's mean layout"),
     "--blur-sigma": NON_NEGATIVE,
     "--r1-gamma": NON_NEGATIVE,
+    "--d-width": POSITIVE_COUNT,
+    "--l1-weight": NON_NEGATIVE,
     "--port": NumberRule(1, 65535, meaning="a TCP port"),
     "--dataset-id": NumberRule(1, 999, meaning="nnU-Net numbers data sets 1-999"),
 }
