@@ -342,7 +342,8 @@ def _odd_out(kind: str, command: str) -> Callable[[Ctx], list[str]]:
             "split": ["data", "split", str(ctx.phantom), "--train", out, "--heldout", str(ctx.out)],
             "export": ["data", "export", str(ctx.phantom), "--format", "monai", "--out", out],
             "layout-train": ["layout", "train", "--data", str(ctx.phantom), "--out", out, "--res", str(SIZE),
-                             "--batch", "2", "--kimg", "0.002", "--width", "8", "--device", "cpu", "--quiet"],
+                             "--batch", "2", "--kimg", "0.002", "--channel-base", "2048", "--device", "cpu",
+                             "--quiet"],
         }[command] + extra
 
     return build
@@ -877,7 +878,7 @@ CASES = [
                                          "--out", "{out}"), match="at most 4294967295"),
     # 8. memory estimated before anything is allocated or written
     Case("layout-train-batch-too-large", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res",
-                                               "32", "--batch", "100000", "--width", "8", "--device", "cpu",
+                                               "32", "--batch", "100000", "--channel-base", "2048", "--device", "cpu",
                                                "--quiet"), match="needs about"),
     Case("generate-res-too-large-for-memory", _argv("generate", "--n", "2", "--res", "16000", "--out", "{out}",
                                                     "--device", "cpu"), match="needs about"),

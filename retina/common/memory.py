@@ -9,8 +9,8 @@ The per-pixel costs are measured peaks (``/usr/bin/time -v``, CPU, this reposito
 
 * sampling (phantom, layout prior, procedural and learned rendering): 2048 px phantom +566 MB over the
   interpreter, 135 B/pixel; ``generate --res 2048 --batch 2`` +1.07 GB, 128 B/pixel/sample -> 160 B.
-* layout GAN training: 64 px, width 8 (channel base 2048), batch 64 -> 256: +22.6 MB per sample, 94 B per feature-map value
-  summed over the generator's resolutions -> 120 B.
+* layout GAN training: 64 px, width 8 (channel base 2048), batch 64 -> 256: +22.6 MB per sample, 94 B per
+  feature-map value summed over the generator's resolutions -> 120 B.
 """
 
 from __future__ import annotations
