@@ -44,8 +44,12 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: a :class:`RetinaError` becomes ``error: ...`` on one line and exit status 2."""
+    """Entry point: a :class:`RetinaError` becomes ``error: ...`` on one line and exit status 2; Ctrl-C exits 130
+    and SIGTERM 143, each with one line, after the commands' own clean-up has run."""
+    from retina.common import interrupt
     from retina.common.errors import RetinaError
+    from retina.common.options import install_number_checks
+    from retina.common.output import release_all
 
     for stream in (sys.stdout, sys.stderr):
         # File names need not be valid UTF-8 (os.fsdecode keeps bad bytes as surrogates): never crash printing one.
@@ -55,18 +59,24 @@ def main(argv: list[str] | None = None) -> None:
 
     set_command(sys.argv[1:] if argv is None else argv)
     try:
-        from retina.common.config_file import expand_config
+        with interrupt.handled():
+            from retina.common.config_file import expand_config
 
-        argv = expand_config(sys.argv[1:] if argv is None else list(argv), typer.main.get_command(app))
-        code = app(args=argv, standalone_mode=False)
-        if code == 130:  # typer returns 130 (not raises) for Ctrl-C when standalone_mode is off
-            raise KeyboardInterrupt
+            command = install_number_checks(typer.main.get_command(app))
+            argv = expand_config(sys.argv[1:] if argv is None else list(argv), command)
+            try:
+                code = command.main(args=argv, prog_name="retina", standalone_mode=False)
+            finally:
+                release_all()
+            if code == 130:  # typer returns 130 (not raises) for Ctrl-C and SIGTERM when standalone_mode is off
+                raise KeyboardInterrupt
     except RetinaError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as stop:
+        status, line = interrupt.exit_code(stop)
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(status)
     except typer.Exit as done:
         sys.exit(done.exit_code)
     except SystemExit:

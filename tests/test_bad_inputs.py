@@ -80,6 +80,39 @@ def rewrite_labels(root: Path, edit: Callable[[list[list[str]]], list[list[str]]
         csv.writer(handle).writerows(edit(rows))
 
 
+def first_row(root: Path) -> list[str]:
+    with open(root / "labels.csv", newline="", encoding="utf-8") as handle:
+        return next(csv.reader(handle))
+
+
+def edit_info(root: Path, kind: str) -> None:
+    """Break dataset.json in one way (its types, its numbers, or its agreement with the files)."""
+    import json
+
+    path = root / "dataset.json"
+    info = json.loads(path.read_text("utf-8"))
+    text = None
+    if kind == "list":
+        text = "[1, 2, 3]"
+    elif kind == "nan-resolution":
+        text = path.read_text("utf-8").replace(f'"resolution": {SIZE}', '"resolution": NaN')
+    elif kind == "overflow-resolution":
+        text = path.read_text("utf-8").replace(f'"resolution": {SIZE}', '"resolution": 1e999')
+    elif kind == "text-resolution":
+        info["resolution"] = str(SIZE)
+    elif kind == "negative-resolution":
+        info["resolution"] = -SIZE
+    elif kind == "unknown-channel":
+        info["channels"] = [*info["channels"], "tumour"]
+    elif kind == "count-mismatch":
+        info["count"] = info["count"] + 5
+    elif kind == "resolution-lies":
+        info["resolution"] = SIZE * 2
+    else:
+        raise AssertionError(kind)
+    path.write_text(text if text is not None else json.dumps(info))
+
+
 def first_name(root: Path) -> str:
     with open(root / "labels.csv", newline="", encoding="utf-8") as handle:
         return next(csv.DictReader(handle))["name"]
@@ -255,7 +288,63 @@ def _seg512_broken(kind: str) -> Callable[[Ctx], list[str]]:
         elif kind == "non-utf8-name":
             name = os.fsdecode(b"IDRiD_\xff\xfe")
             save(src / "images" / f"{name}.jpg", photo(seed=9))
+        elif kind == "rgba-opaque-black":  # no lesion: black RGB under an opaque alpha
+            rgba = np.zeros((48, 48, 4), np.uint8)
+            rgba[..., 3] = 255
+            save(target, rgba)
+        elif kind == "rgba-alpha-coverage":  # lesion painted on a transparent layer: black RGB, alpha = coverage
+            rgba = np.zeros((48, 48, 4), np.uint8)
+            rgba[10:14, 10:14, 3] = 255
+            save(target, rgba)
         return import_args(src, "idrid-seg512", ctx)
+
+    return build
+
+
+def _seg512_empty_ex(ctx: Ctx) -> None:
+    from retina.common.canonical import CanonicalDataset
+
+    masks = CanonicalDataset(ctx.out).load_masks("IDRiD_02", ["ex"])
+    assert not masks.any(), f"an opaque black RGBA mask was read as {100 * masks.mean():.0f}% lesion"
+
+
+def _seg512_small_ex(ctx: Ctx) -> None:
+    from retina.common.canonical import CanonicalDataset
+
+    _seg512_check(ctx)
+    masks = CanonicalDataset(ctx.out).load_masks("IDRiD_02", ["ex"])
+    assert masks.mean() < 0.1, f"alpha coverage read as {100 * masks.mean():.0f}% lesion"
+
+
+def _rgba_set_check(ctx: Ctx) -> None:
+    from retina.common.canonical import CanonicalDataset
+
+    data = CanonicalDataset(ctx.tmp / "set")
+    assert not data.load_masks(data.names[0], ["he"]).any(), "an opaque black RGBA mask read as lesion"
+
+
+def _odd_out(kind: str, command: str) -> Callable[[Ctx], list[str]]:
+    """An --out that cannot or must not be written: /proc/x, an existing file (with --overwrite), '.', afile/sub."""
+
+    def build(ctx: Ctx) -> list[str]:
+        afile = ctx.tmp / "afile.txt"
+        afile.write_text("not a folder")
+        out = {"proc": "/proc/retina-test/x", "file": str(afile), "dot": ".", "under-file": str(afile / "sub")}[kind]
+        extra = ["--overwrite"] if kind == "file" and command not in ("layout-train", "split") else []
+        return {
+            "phantom": ["data", "phantom", "--n", "2", "--size", str(SIZE), "--out", out],
+            "generate": ["generate", "--n", "2", "--res", str(SIZE), "--out", out, "--device", "cpu"],
+            "layout-sample": ["layout", "sample", "--n", "2", "--res", str(SIZE), "--out", out, "--device", "cpu"],
+            "import": ["data", "import", str(eyepacs(ctx.tmp / "eyepacs")), "--format", "eyepacs", "--size", str(SIZE),
+                       "--out", out],
+            "render": ["render", "--masks", str(ctx.phantom), "--out", out, "--device", "cpu"],
+            "merge": ["data", "merge", str(ctx.phantom), str(renamed(ctx.copy())), "--out", out],
+            "split": ["data", "split", str(ctx.phantom), "--train", out, "--heldout", str(ctx.out)],
+            "export": ["data", "export", str(ctx.phantom), "--format", "monai", "--out", out],
+            "layout-train": ["layout", "train", "--data", str(ctx.phantom), "--out", out, "--res", str(SIZE),
+                             "--batch", "2", "--kimg", "0.002", "--channel-base", "2048", "--device", "cpu",
+                             "--quiet"],
+        }[command] + extra
 
     return build
 
@@ -364,11 +453,30 @@ def _set_broken(kind: str, command: str) -> Callable[[Ctx], list[str]]:
         elif kind == "not-a-folder":
             shutil.rmtree(root)
             root.write_text("a file, not a data set")
+        elif kind == "labels-bom":  # Excel's "CSV UTF-8"
+            (root / "labels.csv").write_bytes(b"\xef\xbb\xbf" + (root / "labels.csv").read_bytes())
+        elif kind in ("labels-nan-grade", "labels-inf-grade"):
+            value = "nan" if kind == "labels-nan-grade" else "inf"
+            rewrite_labels(root, lambda rows: [rows[0], [rows[1][0], value, *rows[1][2:]], *rows[2:]])
+        elif kind == "labels-nan-seed":
+            column = first_row(root).index("seed")
+            rewrite_labels(root, lambda rows: [rows[0], [*rows[1][:column], "nan", *rows[1][column + 1:]], *rows[2:]])
+        elif kind == "labels-unknown-split":  # a typo that would move a held-out image into training
+            rewrite_labels(root, lambda rows: [rows[0], [*rows[1][:2], "tset", *rows[1][3:]], *rows[2:]])
+        elif kind.startswith("dataset-json-"):
+            edit_info(root, kind.removeprefix("dataset-json-"))
+        elif kind == "rgba-mask-opaque-black":  # GIMP/Photoshop: no lesion, opaque alpha
+            rgba = np.zeros((SIZE, SIZE, 4), np.uint8)
+            rgba[..., 3] = 255
+            save(root / "masks" / "he" / f"{name}.png", rgba)
+        elif kind == "mostly-foreground-mask":
+            save(root / "masks" / "he" / f"{name}.png", np.full((SIZE, SIZE), 255, np.uint8))
         out = str(ctx.out)
         png = str(ctx.tmp / "preview.png")
         merge_part = str(renamed(root)) if command == "merge" else ""
         return {
             "inspect": ["data", "inspect", str(root)],
+            "inspect-json": ["data", "inspect", str(root), "--json"],
             "render": ["render", "--masks", str(root), "--out", out, "--device", "cpu"],
             "eval-layout": ["eval", "layout", "--real", str(root), "--fake", str(ctx.phantom), "--out",
                             str(ctx.out / "report.json"), "--no-classifier"],
@@ -494,6 +602,27 @@ def _checkpoint(kind: str, command: str) -> Callable[[Ctx], list[str]]:
                                                         "arch": "no-such-arch"})
         elif kind == "missing":
             path = ctx.tmp / "nowhere.safetensors"
+        elif kind == "nan-res":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": "layout", "arch": "stylegan",
+                                                        "generator": {"res": float("nan")}})
+        elif kind == "negative-width":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": "render", "arch": "drgan", "res": SIZE, "width": -8})
+        elif kind == "kind-number":
+            path = write_checkpoint(ctx.tmp / "model", {"kind": 5, "arch": "stylegan"})
+        elif kind == "config-list":  # safetensors written by another tool, with a JSON list as retina's metadata
+            import torch
+            from safetensors.torch import save_file
+
+            path = ctx.tmp / "model.safetensors"
+            save_file({"weight": torch.zeros(2)}, str(path), metadata={"retina": "[1, 2]"})
+        elif kind == "png":  # an image handed over as a checkpoint
+            path = save(ctx.tmp / "x.png", photo())
+        elif kind == "labels-csv":
+            path = ctx.phantom / "labels.csv"
+        elif kind == "layout-run":  # a layout run folder handed to the renderer's --resume
+            path = ctx.tmp / "layout-run"
+            path.mkdir()
+            write_checkpoint(path / "last", {"kind": "layout", "arch": "stylegan", "generator": {}, "training": {}})
         else:
             raise AssertionError(kind)
         out = str(ctx.out)
@@ -612,7 +741,7 @@ CASES = [
     Case("merge-bomb-image", _set_broken("bomb-image", "merge"), match="exceeds"),
     # data phantom
     Case("phantom-zero-images", _argv("data", "phantom", "--n", "0", "--size", "32", "--out", "{out}"),
-         match="at least one"),
+         match="at least 1"),
     Case("phantom-bad-grade", _argv("data", "phantom", "--n", "2", "--grades", "7", "--out", "{out}"),
          match="outside 0-4"),
     # checkpoints
@@ -720,6 +849,153 @@ CASES = [
                                                     "--device", "cpu")), match="exists"),
     Case("layout-sample-out-exists", _existing_out(_argv("layout", "sample", "--n", "2", "--res", "32", "--out",
                                                          "{out}", "--device", "cpu")), match="exists"),
+    # -- issue 14: every case listed there ---------------------------------------------------------------------
+    # 1. RGBA masks (opaque alpha, black RGB) are no lesion; alpha is coverage only where RGB is empty
+    Case("import-mask-rgba-opaque-black", _seg512_broken("rgba-opaque-black"), handled=True, match="imported 2",
+         check=_seg512_empty_ex),
+    Case("import-mask-rgba-alpha-coverage", _seg512_broken("rgba-alpha-coverage"), handled=True, match="imported 2",
+         check=_seg512_small_ex),
+    Case("inspect-rgba-mask-not-lesion", _set_broken("rgba-mask-opaque-black", "inspect"), handled=True,
+         match="no problems found", check=_rgba_set_check),
+    Case("inspect-mostly-foreground-reported", _set_broken("mostly-foreground-mask", "inspect-json"), handled=True,
+         match="100% of the he mask is foreground"),
+    # 3./14. generate --resume with other options, and .gen_*.partial leftovers: test_generate_resume_* below
+    # 2. two runs on one --out: test_second_writer_refused_while_locked below
+    # 6. --out unwritable or odd
+    *[Case(f"{command}-out-{kind}", _odd_out(kind, command), match=text)
+      for kind, text in (("proc", "cannot create"), ("file", "is a file"), ("dot", "names an existing"),
+                         ("under-file", "is a file, so nothing can be created"))
+      for command in ("phantom", "generate", "layout-sample", "import", "render", "merge", "split", "layout-train",
+                      "export")],
+    # 7. negative seeds
+    Case("generate-seed-negative", _argv("generate", "--n", "2", "--res", "32", "--seed", "-1", "--out", "{out}",
+                                         "--device", "cpu"), match="--seed -1: must be at least 0"),
+    Case("layout-sample-seed-negative", _argv("layout", "sample", "--n", "2", "--res", "32", "--seed", "-1",
+                                              "--out", "{out}", "--device", "cpu"), match="--seed -1"),
+    Case("phantom-seed-negative", _argv("data", "phantom", "--n", "2", "--size", "32", "--seed", "-1", "--out",
+                                        "{out}"), match="--seed -1"),
+    Case("phantom-seed-too-large", _argv("data", "phantom", "--n", "2", "--size", "32", "--seed", str(2**40),
+                                         "--out", "{out}"), match="at most 4294967295"),
+    # 8. memory estimated before anything is allocated or written
+    Case("layout-train-batch-too-large", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res",
+                                               "32", "--batch", "100000", "--channel-base", "2048", "--device", "cpu",
+                                               "--quiet"), match="needs about"),
+    Case("generate-res-too-large-for-memory", _argv("generate", "--n", "2", "--res", "16000", "--out", "{out}",
+                                                    "--device", "cpu"), match="needs about"),
+    Case("layout-sample-res-too-large-for-memory", _argv("layout", "sample", "--n", "2", "--res", "16000", "--out",
+                                                         "{out}", "--device", "cpu"), match="needs about"),
+    Case("phantom-size-too-large-for-memory", _argv("data", "phantom", "--n", "2", "--size", "16000", "--out",
+                                                    "{out}"), match="use --size"),
+    Case("generate-res-100000", _argv("generate", "--n", "2", "--res", "100000", "--out", "{out}", "--device",
+                                      "cpu"), match="--res 100000: must be at least 1 and at most 16384"),
+    # 9. devices other than auto|cpu|cuda|cuda:N
+    *[Case(f"{command}-device-{device}", _argv(*argv, "--device", device), match=f"--device {device}: unknown")
+      for device in ("mps", "meta")
+      for command, argv in (
+          ("generate", ("generate", "--n", "2", "--res", "32", "--out", "{out}")),
+          ("layout-sample", ("layout", "sample", "--n", "2", "--res", "32", "--out", "{out}")),
+          ("render", ("render", "--masks", "{phantom}", "--out", "{out}")),
+          ("layout-train", ("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32", "--quiet")),
+      )],
+    Case("render-device-cuda-text", _argv("render", "--masks", "{phantom}", "--out", "{out}", "--device",
+                                          "cuda:x"), match="unknown device"),
+    # 10. a run folder of another kind
+    Case("render-train-resume-layout-run", _checkpoint("layout-run", "render-resume"),
+         match="a layout/stylegan checkpoint, but a render checkpoint is needed"),
+    # 11. dataset.json that is not an object
+    Case("inspect-dataset-json-list", _set_broken("dataset-json-list", "inspect"), match="not an object"),
+    Case("render-dataset-json-list", _set_broken("dataset-json-list", "render"), match="not an object"),
+    # 12. SIGTERM: test_signal_* below
+    # 13. split into one folder twice: refused before writing
+    Case("split-train-equals-heldout", _argv("data", "split", "{phantom}", "--train", "{out}", "--heldout", "{out}"),
+         match="both"),
+    Case("split-into-source", _argv("data", "split", "{phantom}", "--train", "{phantom}/train", "--heldout",
+                                    "{out}"), match="inside the set being split"),
+    # 16. misleading messages
+    Case("inspect-labels-bom", _set_broken("labels-bom", "inspect"), handled=True, match="no problems found"),
+    Case("render-labels-bom", _set_broken("labels-bom", "render"), handled=True, match="rendered 10 image(s)"),
+    Case("generate-res-7-names-its-option", _argv("generate", "--n", "2", "--res", "7", "--out", "{out}",
+                                                  "--device", "cpu"), match="use --res 16"),
+    Case("phantom-size-7", _argv("data", "phantom", "--n", "2", "--size", "7", "--out", "{out}"),
+         match="use --size 16"),
+    Case("import-limit-zero", lambda ctx: import_args(eyepacs(ctx.tmp / "eyepacs"), "eyepacs", ctx, "--limit", "0"),
+         match="--limit 0: must be at least 1"),
+    Case("render-checkpoint-png", _checkpoint("png", "render-masks"), match="x.png: not a checkpoint"),
+    Case("layout-sample-checkpoint-labels-csv", _checkpoint("labels-csv", "layout-sample"),
+         match="labels.csv: not a checkpoint"),
+    Case("generate-render-checkpoint-png", _checkpoint("png", "render"), match="x.png: not a checkpoint"),
+    Case("render-checkpoint-missing-names-given", _checkpoint("missing", "render-masks"),
+         match="nowhere.safetensors: checkpoint not found"),
+    # -- class (a): non-finite or out-of-range numbers, wherever a number is read ----------------------------------
+    Case("generate-truncation-nan", _argv("generate", "--n", "2", "--res", "32", "--truncation", "nan", "--out",
+                                          "{out}", "--device", "cpu"), match="--truncation nan: not a finite number"),
+    Case("layout-sample-truncation-inf", _argv("layout", "sample", "--n", "2", "--res", "32", "--truncation", "inf",
+                                               "--out", "{out}", "--device", "cpu"), match="not a finite number"),
+    Case("layout-train-lr-nan", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                      "--lr", "nan", "--device", "cpu", "--quiet"), match="--lr nan"),
+    Case("layout-train-kimg-inf", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                        "--kimg", "inf", "--device", "cpu", "--quiet"), match="--kimg inf"),
+    Case("layout-train-label-smoothing-2", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res",
+                                                 "32", "--label-smoothing", "2", "--device", "cpu", "--quiet"),
+         match="at most 1"),
+    Case("train-aae-negative-lr", _argv("layout", "train-aae", "--data", "{phantom}", "--out", "{out}", "--res",
+                                        "32", "--lr", "-0.1", "--device", "cpu", "--quiet"), match="--lr -0.1"),
+    Case("render-train-every-zero", _argv("render", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                          "--every", "0", "--device", "cpu"), match="--every 0"),
+    Case("render-train-kimg-nan", _argv("render", "train", "--data", "{phantom}", "--out", "{out}", "--res", "32",
+                                        "--kimg", "nan", "--device", "cpu"), match="--kimg nan"),
+    Case("split-fraction-nan", _argv("data", "split", "{phantom}", "--train", "{out}", "--heldout", "{tmp}/h",
+                                     "--fraction", "nan"), match="--fraction nan"),
+    Case("split-every-negative", _argv("data", "split", "{phantom}", "--train", "{out}", "--heldout", "{tmp}/h",
+                                       "--every", "-2"), match="--every -2"),
+    Case("preview-alpha-2", _argv("data", "preview", "{phantom}", "--out", "{tmp}/p.png", "--alpha", "2"),
+         match="--alpha 2.0: must be at least 0 and at most 1"),
+    Case("preview-per-grade-zero", _argv("data", "preview", "{phantom}", "--out", "{tmp}/p.png", "--per-grade", "0"),
+         match="--per-grade 0"),
+    Case("fidelity-max-images-negative", _argv("eval", "fidelity", "--real", "{phantom}", "--fake", "{phantom}",
+                                               "--metrics", "swd", "--max-images", "-5", "--device", "cpu"),
+         match="--max-images"),
+    Case("bench-segment-epochs-zero", _argv("bench", "segment", "--real", "{phantom}", "--out", "{out}", "--epochs",
+                                            "0", "--device", "cpu"), match="--epochs 0"),
+    Case("generate-batch-negative", _argv("generate", "--n", "2", "--res", "32", "--batch", "-4", "--out", "{out}",
+                                          "--device", "cpu"), match="--batch -4"),
+    Case("generate-grades-nan", _argv("generate", "--n", "2", "--res", "32", "--grades", "nan", "--out", "{out}",
+                                      "--device", "cpu"), match="not a finite number"),
+    Case("render-grade-inf", _argv("render", "--masks", "{phantom}", "--grade", "inf", "--out", "{out}", "--device",
+                                   "cpu"), match="not a finite number"),
+    Case("inspect-labels-nan-grade", _set_broken("labels-nan-grade", "inspect"), match="not a finite number"),
+    Case("inspect-labels-inf-grade", _set_broken("labels-inf-grade", "inspect"), match="not a finite number"),
+    Case("render-train-labels-nan-grade", _set_broken("labels-nan-grade", "render-train"), match="not a finite"),
+    Case("merge-labels-nan-seed", _set_broken("labels-nan-seed", "merge"), match="is not a whole number >= 0"),
+    Case("inspect-labels-unknown-split", _set_broken("labels-unknown-split", "inspect"),
+         match="split 'tset' is not one of train, val, test"),
+    Case("inspect-dataset-json-nan-resolution", _set_broken("dataset-json-nan-resolution", "inspect"),
+         match="NaN is not a JSON number"),
+    Case("inspect-dataset-json-overflow", _set_broken("dataset-json-overflow-resolution", "inspect"),
+         match="overflows to infinity"),
+    Case("merge-dataset-json-text-resolution", _set_broken("dataset-json-text-resolution", "merge"),
+         match='"resolution" is \'32\''),
+    Case("render-dataset-json-negative-resolution", _set_broken("dataset-json-negative-resolution", "render"),
+         match='"resolution" is -32'),
+    Case("layout-train-dataset-json-unknown-channel", _set_broken("dataset-json-unknown-channel", "layout-train"),
+         match="tumour"),
+    Case("layout-sample-ckpt-nan-res", _checkpoint("nan-res", "layout-sample"), match="NaN is not a JSON number"),
+    Case("generate-render-ckpt-negative-width", _checkpoint("negative-width", "render"),
+         match='"width" is -8, not a whole number >= 1'),
+    Case("layout-sample-ckpt-kind-number", _checkpoint("kind-number", "layout-sample"), match='"kind" is 5'),
+    Case("render-ckpt-config-list", _checkpoint("config-list", "render-masks"), match="not an object"),
+    Case("phantom-config-file-negative-seed", lambda ctx: (ctx.tmp / "c.json").write_text('{"seed": -1}') and [
+        "data", "phantom", "--config", str(ctx.tmp / "c.json"), "--n", "2", "--size", "32", "--out", str(ctx.out)],
+         match="--seed -1: must be at least 0"),
+    # -- class (b): metadata that does not match its files --------------------------------------------------------
+    Case("merge-dataset-json-resolution-lies", _set_broken("dataset-json-resolution-lies", "merge"),
+         match="says resolution 64 but the files of"),
+    Case("render-dataset-json-resolution-lies", _set_broken("dataset-json-resolution-lies", "render"),
+         match="says resolution 64"),
+    Case("inspect-resolution-disagrees-reported", _set_broken("dataset-json-resolution-lies", "inspect-json"),
+         handled=True, match="dataset.json says resolution 64"),
+    Case("inspect-count-disagrees-reported", _set_broken("dataset-json-count-mismatch", "inspect-json"),
+         handled=True, match='\\"count\\" is 15 but labels.csv has 10 row(s)'),
 ]
 
 
@@ -736,7 +1012,8 @@ def _leftovers(folder: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
-def test_bad_input(case: Case, phantom_set: Path, tmp_path: Path, capsys) -> None:
+def test_bad_input(case: Case, phantom_set: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # `--out .` and other relative paths land in the case's own folder
     ctx = Ctx(tmp_path, phantom_set)
     argv = case.build(ctx)
     capsys.readouterr()
@@ -799,3 +1076,187 @@ def test_interrupt_leaves_no_partial_output(command: str, phantom_set: Path, tmp
     assert len(calls) == 2
     assert not ctx.out.exists()
     assert not _leftovers(tmp_path) and not list(tmp_path.glob("*.partial"))
+
+
+# -- issue 14: the cases that need more than one command, a second process or a signal ---------------------------
+
+
+def test_every_numeric_option_has_a_range_rule() -> None:
+    """The number parser knows every int/float option of the CLI: a new option without a rule fails here."""
+    import typer
+
+    from retina.cli import app
+    from retina.common.options import numeric_options, rule_for
+
+    options = list(numeric_options(typer.main.get_command(app)))
+    assert len(options) > 50
+    lacking = [f"{path} {max(p.opts, key=len)}" for path, p in options if rule_for(path, max(p.opts, key=len)) is None]
+    assert not lacking, f"numeric options without a rule in retina/common/options.py: {lacking}"
+
+
+def _cli(*argv: str) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "retina.cli", *argv]
+
+
+def _wait_for_rows(labels: Path, rows: int, process, timeout: float = 120.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        if labels.is_file() and len(labels.read_text("utf-8").splitlines()) > rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{labels} never reached {rows} rows")
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_signal_during_phantom_cleans_up_and_a_second_run_is_refused(signum: str, tmp_path: Path, capsys) -> None:
+    """Issue 14, cases 2 and 12: while one `data phantom` writes OUT, a second run on OUT refuses in one line
+    (the first one's files untouched); SIGTERM/SIGINT then end the first with exit 143/130, one line, and
+    neither OUT nor OUT.partial left."""
+    import signal
+    import subprocess
+
+    out = tmp_path / "ph"
+    first = subprocess.Popen(_cli("data", "phantom", "--n", "2000", "--size", "32", "--out", str(out)),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).parents[1])
+    try:
+        _wait_for_rows(out.with_name("ph.partial") / "labels.csv", 3, first)
+        with pytest.raises(SystemExit) as refused:
+            main(["data", "phantom", "--n", "2", "--size", "32", "--out", str(out)])
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert refused.value.code == 2 and len(lines) == 1, lines
+        assert f"another retina run (pid {first.pid}) is writing it" in lines[0]
+        assert first.poll() is None, "the second run disturbed the first"
+        first.send_signal(getattr(signal, signum))
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill() if first.poll() is None else None
+    assert first.returncode == (143 if signum == "SIGTERM" else 130), err
+    assert err.strip().splitlines() == [f"error: {'terminated (SIGTERM)' if signum == 'SIGTERM' else 'interrupted'}"]
+    assert not out.exists() and not out.with_name("ph.partial").exists()
+
+
+def test_trainer_checkpoints_on_sigterm_and_resumes(phantom_set: Path, tmp_path: Path) -> None:
+    """Issue 14, case 12: a trainer killed by SIGTERM (Slurm, docker stop) saves `last` before exiting 143."""
+    import signal
+    import subprocess
+    import time
+
+    from retina.common.checkpoint import Checkpoint
+
+    run = tmp_path / "aae"
+    process = subprocess.Popen(
+        _cli("layout", "train-aae", "--data", str(phantom_set), "--out", str(run), "--res", "32", "--kimg", "1000",
+             "--batch", "2", "--width", "8", "--latent", "8", "--device", "cpu", "--quiet"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    try:
+        _wait_for_rows(run / "log.jsonl", 0, process)  # log_every 10 steps: training is under way
+        time.sleep(0.5)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill() if process.poll() is None else None
+    assert process.returncode == 143 and err.strip().splitlines() == ["error: terminated (SIGTERM)"], err
+    last = Checkpoint(run / "last.safetensors")
+    seen = int(last.state["images_seen"])
+    assert seen >= 20, "no checkpoint of the steps done before SIGTERM"
+    assert not (run / ".lock").exists()
+    main(["layout", "train-aae", "--resume", str(run), "--kimg", str((seen + 4) / 1000), "--device", "cpu", "--quiet"])
+    assert int(Checkpoint(run / "last.safetensors").state["images_seen"]) == seen + 4
+
+
+def _killed_generate(out: Path, monkeypatch, after: int = 2) -> None:
+    """A `generate --n 4` killed (as by SIGKILL) after ``after`` samples: OUT.partial stays, with a 0-byte
+    temporary file of the sample it was writing."""
+    from retina.common.canonical import CanonicalWriter
+
+    original_add, original_abort = CanonicalWriter.add, CanonicalWriter._abort
+
+    def add(self, name, **kwargs):
+        if len(self.done) == after:
+            (self.partial / "images" / f".{name}.png.x1y2.partial").write_bytes(b"")
+            raise RuntimeError("killed")
+        return original_add(self, name, **kwargs)
+
+    def abort_like_sigkill(self):  # nothing is cleaned up after SIGKILL
+        self.keep_partial = True
+        original_abort(self)
+
+    monkeypatch.setattr(CanonicalWriter, "add", add)
+    monkeypatch.setattr(CanonicalWriter, "_abort", abort_like_sigkill)
+    with pytest.raises(RuntimeError):
+        main(["generate", "--n", "4", "--res", "32", "--batch", "1", "--out", str(out), "--device", "cpu"])
+    monkeypatch.setattr(CanonicalWriter, "add", original_add)
+    monkeypatch.setattr(CanonicalWriter, "_abort", original_abort)
+    assert out.with_name(out.name + ".partial").is_dir()
+
+
+@pytest.mark.parametrize("changed", [("--res", "64"), ("--seed", "3"), ("--grades", "4"), ("--n", "6")])
+def test_generate_resume_refuses_changed_options(changed: tuple[str, str], tmp_path: Path, capsys,
+                                                 monkeypatch) -> None:
+    """Issue 14, case 3: --resume with another --res/--seed/--grades/--n is refused, naming the option, and the
+    interrupted run's partial folder is kept for a proper resume."""
+    out = tmp_path / "gm"
+    _killed_generate(out, monkeypatch)
+    argv = {"--n": "4", "--res": "32", "--batch": "1", "--out": str(out), "--device": "cpu"}
+    argv[changed[0]] = changed[1]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as refused:
+        main(["generate", *[x for pair in argv.items() for x in pair], "--resume"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert refused.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert f"{changed[0]} (was" in lines[0] and "give the same options again" in lines[0], lines[0]
+    assert not out.exists() and (tmp_path / "gm.partial" / "labels.csv").is_file()
+
+
+def test_generate_resume_finishes_without_leftovers(tmp_path: Path, monkeypatch) -> None:
+    """Issue 14, case 14: the resumed set is complete, equal to an uninterrupted run, and holds no
+    `.gen_*.partial` file."""
+    from retina.common.canonical import CanonicalDataset
+
+    out, reference = tmp_path / "gm", tmp_path / "ref"
+    _killed_generate(out, monkeypatch)
+    main(["generate", "--n", "4", "--res", "32", "--batch", "1", "--out", str(out), "--device", "cpu", "--resume"])
+    main(["generate", "--n", "4", "--res", "32", "--batch", "3", "--out", str(reference), "--device", "cpu"])
+    assert not list(out.rglob("*.partial")) and not (out / ".options.json").exists() and not (out / ".lock").exists()
+    resumed, whole = CanonicalDataset(out), CanonicalDataset(reference)
+    assert resumed.names == whole.names and len(resumed) == 4
+    for name in whole.names:
+        assert np.array_equal(resumed.load_image(name), whole.load_image(name))
+
+
+def test_written_files_honour_the_umask(tmp_path: Path) -> None:
+    """Issue 14, case 15: files are 0666 less the umask (0644 under the usual 022), not mkstemp's 0600."""
+    from retina.common.imageio import FILE_MODE
+
+    old = os.umask(0o022)
+    os.umask(old)
+    assert FILE_MODE == 0o666 & ~old
+    main(["data", "phantom", "--n", "2", "--size", "32", "--out", str(tmp_path / "ph")])
+    modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "ph").rglob("*") if p.is_file()}
+    assert modes == {0o666 & ~old}, {oct(m) for m in modes}
+
+
+def test_second_writer_refused_while_a_lock_is_held(phantom_set: Path, tmp_path: Path, capsys) -> None:
+    """A lock held by another open file (another process, to the kernel) refuses the run and leaves the
+    holder's partial folder as it was."""
+    import fcntl
+
+    partial = tmp_path / "out.partial"
+    partial.mkdir()
+    (partial / "work.txt").write_text("theirs")
+    with open(partial / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        handle.write("4242\n")
+        handle.flush()
+        with pytest.raises(SystemExit) as refused:
+            main(["data", "merge", str(phantom_set), str(renamed(Path(shutil.copytree(phantom_set, tmp_path / "b")))),
+                  "--out", str(tmp_path / "out")])
+    assert refused.value.code == 2
+    assert "another retina run (pid 4242)" in capsys.readouterr().err
+    assert (partial / "work.txt").read_text() == "theirs" and not (tmp_path / "out").exists()

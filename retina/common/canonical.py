@@ -30,7 +30,14 @@ import numpy as np
 
 from retina import __version__
 from retina.common.errors import RetinaError, parse_grade
-from retina.common.imageio import read_image, read_mask, write_png, write_text_atomic
+from retina.common.imageio import read_image, read_mask, verify_image, write_png, write_text_atomic
+from retina.common.metadata import (
+    check_count_cells,
+    dataset_disagreements,
+    read_json,
+    validate_dataset_info,
+)
+from retina.common.output import LOCK_NAME, OutputLock, check_output, make_folder, remove_created
 from retina.common.provenance import environment
 from retina.common.schema import CHANNEL_NAMES
 
@@ -51,7 +58,8 @@ class Sample:
 
 def _read_labels(path: Path) -> list[Sample]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: Excel's "CSV UTF-8" starts the file with a byte-order mark, which is not part of "name"
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             columns = reader.fieldnames or []
             # split may be absent (a hand-made set): every row is then a training row (retina.common.split)
@@ -77,6 +85,7 @@ def _read_labels(path: Path) -> list[Sample]:
                 if split not in SPLITS:
                     raise RetinaError(f"{path}:{line}: split '{split}' is not one of {', '.join(SPLITS)}; "
                                       "fix the split column (an empty cell means train)")
+                check_count_cells(extra, f"{path}:{line}")
                 samples.append(Sample(name, grade, split, (row.get("source") or "").strip(), extra))
     except UnicodeDecodeError:
         raise RetinaError(f"{path}: not UTF-8 text; save labels.csv as UTF-8") from None
@@ -106,16 +115,18 @@ class CanonicalDataset:
         if not self.samples:
             raise RetinaError(f"{labels}: the data set is empty (no rows)")
         info_path = self.root / "dataset.json"
-        try:
-            self.info: dict[str, Any] = json.loads(info_path.read_text("utf-8")) if info_path.is_file() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise RetinaError(f"{info_path}: not valid JSON ({error}); restore or delete it") from None
+        self.info: dict[str, Any] = validate_dataset_info(read_json(info_path), info_path) if info_path.is_file() \
+            else {}
         masks = self.root / "masks"
         self.channels: tuple[str, ...] = tuple(
             c for c in CHANNEL_NAMES if (masks / c).is_dir()
         )
         self.has_images = (self.root / "images").is_dir()
         self._by_name = {s.name: s for s in self.samples}
+        # Readers go by the files (a deleted channel folder is reported where it is needed); where dataset.json
+        # contradicts them, `retina data inspect` lists it, and a value that is used (resolution) is checked.
+        self.disagreements = dataset_disagreements(self.info, len(self.samples), self.channels, self.has_images)
+        self._resolution_checked = False
 
     # -- index ----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -131,8 +142,24 @@ class CanonicalDataset:
 
     @property
     def resolution(self) -> int | None:
+        """dataset.json's resolution (validated: an int or None), checked once against the first sample's
+        files, so that a set whose metadata lies about its size is refused rather than merged or rendered."""
         value = self.info.get("resolution")
-        return int(value) if isinstance(value, (int, float)) else None
+        if value is not None and not self._resolution_checked:
+            self._resolution_checked = True
+            for sample in self.samples[:3]:  # the first readable file decides; broken ones are reported elsewhere
+                files = [self.image_path(sample.name)] if self.has_images else []
+                files += [self.mask_path(c, sample.name) for c in self.channels]
+                try:
+                    width, height = next(verify_image(p) for p in files if p.is_file())
+                except (StopIteration, RetinaError):
+                    continue
+                if (width, height) != (value, value):
+                    raise RetinaError(f"{self.root / 'dataset.json'}: says resolution {value} but the files of "
+                                      f"'{sample.name}' are {width}x{height}; correct \"resolution\" or delete "
+                                      "dataset.json")
+                break
+        return value
 
     def sample(self, name: str) -> Sample:
         if name not in self._by_name:
@@ -190,9 +217,12 @@ class CanonicalDataset:
 class CanonicalWriter:
     """Writes a canonical data set into ``OUT.partial/`` and renames it to ``OUT`` on :meth:`close`.
 
-    Use as a context manager: an exception removes the partial folder (nothing half-written is left),
-    unless ``keep_partial`` is set so that a long job can resume (``resume=True`` picks it up again).
-    Rows are appended to labels.csv as they come, so memory stays flat for any number of samples.
+    Use as a context manager: an exception (Ctrl-C and SIGTERM included) removes the partial folder (nothing
+    half-written is left), unless ``keep_partial`` is set so that a long job can resume (``resume=True`` picks
+    it up again). ``OUT.partial/.lock`` keeps a second run off the same output while this one writes. A resumed
+    job passes the ``options`` that decide its content: they are kept in ``OUT.partial/.options.json`` and a
+    resume with other values is refused, naming them. Rows are appended to labels.csv as they come, so memory
+    stays flat for any number of samples.
     """
 
     def __init__(
@@ -205,20 +235,53 @@ class CanonicalWriter:
         overwrite: bool = False,
         resume: bool = False,
         keep_partial: bool = False,
+        options: Mapping[str, Any] | None = None,
     ):
-        self.out = Path(out)
+        self.out = check_output(out)
         self.partial = self.out.with_name(self.out.name + ".partial")
         self.resolution = resolution
         self.provenance = dict(provenance or {})
         self.extra_columns = list(extra_columns)
         self.keep_partial = keep_partial
-        if self.out.exists():
-            if not overwrite:
-                raise RetinaError(f"{self.out}: already exists; choose another --out or pass --overwrite")
-        if self.partial.exists() and not resume:
-            shutil.rmtree(self.partial)
-        self.partial.mkdir(parents=True, exist_ok=True)
+        if self.out.exists() and not overwrite:
+            raise RetinaError(f"{self.out}: already exists; choose another --out or pass --overwrite")
+        check_output(self.partial)
+        self._created = make_folder(self.partial, shown=self.out)
+        try:
+            self._lock = OutputLock(self.partial, self.out)
+        except RetinaError:
+            remove_created(self._created)
+            raise
+        try:
+            self._prepare(resume, options)
+        except BaseException:
+            if resume:  # a refused resume keeps the interrupted run's work for a resume with the right options
+                self.keep_partial = True
+            self._abort()
+            raise
         self._overwrite = overwrite
+
+    def _prepare(self, resume: bool, options: Mapping[str, Any] | None) -> None:
+        """Empty the partial folder for a new run, or check and tidy it for a resumed one."""
+        options_path = self.partial / ".options.json"
+        if not resume:
+            for entry in self.partial.iterdir():
+                if entry.name != LOCK_NAME:
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        else:
+            # Files a killed run was writing (``.NAME.partial`` from atomic_path) are never part of the set.
+            for leftover in self.partial.rglob(".*.partial"):
+                leftover.unlink(missing_ok=True)
+            if options is not None and options_path.is_file():
+                saved = json.loads(options_path.read_text("utf-8"))
+                changed = [k for k in sorted(set(saved) | set(options)) if saved.get(k) != _jsonable(options.get(k))]
+                if changed:
+                    listed = ", ".join(f"{k} (was {saved.get(k)!r}, now {_jsonable(options.get(k))!r})"
+                                       for k in changed)
+                    raise RetinaError(f"{self.partial}: --resume with other options than the interrupted run: "
+                                      f"{listed}; give the same options again, or drop --resume to start over")
+        if options is not None and not options_path.is_file():
+            write_text_atomic(options_path, json.dumps(_jsonable(dict(options)), indent=2) + "\n")
         self._labels_path = self.partial / "labels.csv"
         self.done: set[str] = set()
         self._grades: Counter = Counter()
@@ -236,16 +299,27 @@ class CanonicalWriter:
             self._csv.writerow([*LABEL_COLUMNS, *self.extra_columns])
             self._handle.flush()
 
+    def _abort(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            handle.close()
+        if not self.keep_partial:
+            shutil.rmtree(self.partial, ignore_errors=True)
+            remove_created(self._created)
+        self._lock.release()
+
     def __enter__(self) -> CanonicalWriter:
         return self
 
     def __exit__(self, kind, value, traceback) -> None:
         if kind is None:
-            self.close()
+            try:
+                self.close()
+            except BaseException:
+                self._abort()
+                raise
         else:
-            self._handle.close()
-            if not self.keep_partial:
-                shutil.rmtree(self.partial, ignore_errors=True)
+            self._abort()
 
     def add(
         self,
@@ -322,10 +396,22 @@ class CanonicalWriter:
             "environment": environment(),
         }
         write_text_atomic(self.partial / "dataset.json", json.dumps(info, indent=2) + "\n")
+        (self.partial / ".options.json").unlink(missing_ok=True)
         if self.out.exists() and self._overwrite:
             shutil.rmtree(self.out)
-        self.partial.rename(self.out)
+        try:
+            self.partial.rename(self.out)
+        except OSError as error:
+            raise RetinaError(f"{self.out}: could not move the finished set into place ({error.strerror}); it "
+                              "appeared while this run wrote; choose another --out") from None
+        self._lock.moved(self.out)
+        self._lock.release()  # after the rename: a run arriving meanwhile finds OUT.partial locked, not empty
         return self.out
+
+
+def _jsonable(value: Any) -> Any:
+    """Options as they read back from JSON (tuples become lists, paths strings)."""
+    return json.loads(json.dumps(value, default=str))
 
 
 def masks_to_dict(stack: np.ndarray, channels: Iterable[str] = CHANNEL_NAMES) -> dict[str, np.ndarray]:

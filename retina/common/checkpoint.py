@@ -22,6 +22,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from retina import __version__
 from retina.common.errors import RetinaError
 from retina.common.imageio import atomic_path, write_text_atomic
+from retina.common.metadata import parse_json, validate_checkpoint_document
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
 _METADATA_KEY = "retina"
@@ -82,7 +83,10 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 # -- files ----------------------------------------------------------------------------------------
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
-    """``(weights, config)`` for a path given as NAME, NAME.safetensors, NAME.json or a run folder."""
+    """``(weights, config)`` for a path given as NAME, NAME.safetensors, NAME.json or a run folder.
+
+    Any other existing file (``x.png``, ``labels.csv``) is refused under the name the user gave, rather than
+    looked up as a ``.safetensors`` beside it that nobody mentioned."""
     path = Path(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise RetinaError(
@@ -91,9 +95,18 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
         )
     if path.is_dir():
         path = path / "last.safetensors"
+    elif path.is_file() and path.suffix.lower() not in (".safetensors", ".json"):
+        raise RetinaError(f"{path}: not a checkpoint (a {path.suffix} file); give NAME.safetensors written by "
+                          "retina, or a run folder")
     if path.suffix in (".safetensors", ".json"):
         path = path.with_suffix("")
-    return path.with_suffix(".safetensors"), path.with_suffix(".json")
+    return path.with_name(path.name + ".safetensors"), path.with_name(path.name + ".json")
+
+
+def missing_checkpoint(given: str | Path, weights: Path, fix: str = "") -> RetinaError:
+    """'checkpoint not found', naming the path the user gave (and the file looked for, when it differs)."""
+    looked = "" if Path(given) == weights else f" (looked for {weights})"
+    return RetinaError(f"{given}: checkpoint not found{looked}{'; ' + fix if fix else ''}")
 
 
 def save_checkpoint(
@@ -125,7 +138,7 @@ class Checkpoint:
     def __init__(self, path: str | Path, map_location: str | torch.device = "cpu"):
         weights, _ = checkpoint_paths(path)
         if not weights.is_file():
-            raise RetinaError(f"{weights}: checkpoint not found")
+            raise missing_checkpoint(path, weights)
         try:
             with safe_open(str(weights), framework="pt") as handle:
                 metadata = handle.metadata() or {}
@@ -137,7 +150,7 @@ class Checkpoint:
             ) from None
         if _METADATA_KEY not in metadata:
             raise RetinaError(f"{weights}: a safetensors file without retina's config; was it written by retina?")
-        document = json.loads(metadata[_METADATA_KEY])
+        document = validate_checkpoint_document(parse_json(metadata[_METADATA_KEY], weights), weights)
         self.path = weights
         self.config: dict[str, Any] = document["config"]
         self.retina_version: str = document.get("retina_version", "?")
@@ -150,8 +163,9 @@ class Checkpoint:
         found_kind, found_arch = self.config.get("kind"), self.config.get("arch")
         if found_kind != kind or (arch is not None and found_arch != arch):
             wanted = f"{kind}/{arch}" if arch else kind
+            article = "an" if wanted[:1].lower() in "aeiou" else "a"
             raise RetinaError(
-                f"{self.path}: a {found_kind}/{found_arch} checkpoint, but a {wanted} checkpoint is needed here"
+                f"{self.path}: a {found_kind}/{found_arch} checkpoint, but {article} {wanted} checkpoint is needed here"
             )
         return self
 

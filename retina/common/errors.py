@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 
@@ -16,6 +17,8 @@ def parse_grade(value: object, where: str | Path = "") -> int:
         number = float(str(value).strip())
     except ValueError:
         raise RetinaError(f"{place}grade '{value}' is not a number; grades are integers 0-4") from None
+    if not math.isfinite(number):
+        raise RetinaError(f"{place}grade '{value}' is not a finite number; grades are integers 0-4")
     if number != int(number) or not 0 <= int(number) <= 4:
         raise RetinaError(f"{place}grade '{value}' is outside 0-4 (International Clinical DR scale)")
     return int(number)

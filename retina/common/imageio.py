@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageFile
 
 from retina.common.errors import RetinaError
+from retina.common.output import check_output
 
 # Refuse decompression bombs: the largest fundus cameras produce ~24 MP; leave head-room, not 2^31.
 MAX_IMAGE_PIXELS = int(os.environ.get("RETINA_MAX_IMAGE_PIXELS", 64_000_000))
@@ -98,20 +99,39 @@ def read_image(path: str | Path) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
 
 
-def read_mask(path: str | Path, threshold: int | None = None) -> np.ndarray:
-    """Read a binary mask as ``bool (H, W)``.
+def _mask_plane(image: Image.Image) -> np.ndarray:
+    """One grey plane from a mask image, decided by its mode.
 
-    Any colour channel counts (IDRiD stores lesions in red). Without ``threshold`` a file whose maximum is 1
-    is read as 0/1 and anything else as foreground at >= 128, which keeps lossy JPEG masks binary.
+    Colour masks count any colour channel (IDRiD draws lesions in red). An alpha channel is *coverage* only in
+    a file whose colour is empty everywhere and whose alpha varies (GIMP/Photoshop "paint on a transparent
+    layer": black RGB, lesion in alpha). A uniform alpha (an opaque export) says nothing: the colour decides,
+    and elsewhere alpha only blanks fully transparent pixels. Taking the maximum over all four channels, as
+    this reader once did, read an opaque black mask as 100 % lesion.
     """
-    image = _open(Path(path))
     if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "RGBa", "La"):
+        array = np.asarray(image)
+        colour, alpha = array[..., :-1].max(axis=2), array[..., -1]
+        if alpha.size and colour.max() == 0 and alpha.min() != alpha.max():
+            return alpha
+        return np.where(alpha > 0, colour, 0).astype(colour.dtype)
+    if image.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "F"):
         image = image.convert("RGB")
     array = np.asarray(image)
+    return array.max(axis=2) if array.ndim == 3 else array
+
+
+def read_mask(path: str | Path, threshold: int | None = None) -> np.ndarray:
+    """Read a binary mask as ``bool (H, W)`` (every mask reader in the project, importers included, is this one).
+
+    The plane comes from :func:`_mask_plane` (colour, alpha and bit depth handled by mode). Without
+    ``threshold`` a file whose maximum is 1 is read as 0/1 and anything else as foreground at >= 128, which
+    keeps lossy JPEG masks binary.
+    """
+    array = _mask_plane(_open(Path(path)))
     if array.dtype == bool:
-        return array.copy() if array.ndim == 2 else array.any(axis=2)
-    if array.ndim == 3:
-        array = array.max(axis=2)
+        return array.copy()
     if array.dtype != np.uint8:
         array = _to_uint8(array) if array.max(initial=0) > 1 else array.astype(np.uint8)
     if threshold is None:
@@ -119,12 +139,26 @@ def read_mask(path: str | Path, threshold: int | None = None) -> np.ndarray:
     return array >= threshold
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open()`` would give a new file: 0666 less the umask (mkstemp alone gives 0600)."""
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+FILE_MODE = _file_mode()  # once, at import: os.umask is process-wide and not thread-safe to probe
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it over ``path``, on error delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    path = check_output(path, option="", folder=False)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as error:
+        raise RetinaError(f"{path}: cannot write here ({error.strerror or error}); choose a writable place") from None
+    os.fchmod(handle, FILE_MODE)  # colleagues and containers running as another user can read the set
     os.close(handle)
     temporary = Path(temporary)
     try:

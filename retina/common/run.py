@@ -25,6 +25,7 @@ from retina import __version__
 from retina.common.checkpoint import Checkpoint, save_checkpoint
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_text_atomic
+from retina.common.output import OutputLock, check_output, make_folder
 from retina.common.provenance import environment
 
 # What a log record counts progress in: its TensorBoard step (images shown for the layout trainers).
@@ -46,17 +47,22 @@ def step_of(record: dict[str, Any]) -> int | None:
 
 
 class RunFolder:
-    """``training_set``: the fingerprint of the rows trained on (retina.common.fingerprint), written as
+    """A run folder, checked (a usable --out, not another run) and locked (``RUN/.lock``) while this process
+    trains in it, so that a second run on the same folder refuses in one line instead of interleaving
+    checkpoints. ``training_set``: the fingerprint of the rows trained on (retina.common.fingerprint), written as
     ``fingerprint.json``. A resumed run must train on the same rows, or its checkpoints would claim a training set
     they did not see alone: that is refused before anything is written."""
 
     def __init__(self, path: str | Path, config: dict[str, Any], resume: bool = False, is_main: bool = True,
                  training_set: dict[str, Any] | None = None):
-        self.path = Path(path)
+        # a resumed run may be named `.` from inside it; a new one must be a usable new folder
+        self.path = Path(path) if resume else check_output(path, "--out")
         self.is_main = is_main
         self.config = config
         last = self.path / "last.safetensors"
         if resume:
+            if not self.path.is_dir():
+                raise RetinaError(f"{self.path}: run folder not found; give the --out of an earlier run to --resume")
             if not last.is_file():
                 raise RetinaError(f"{self.path}: nothing to resume (no last.safetensors); start without --resume")
         elif last.is_file():
@@ -66,7 +72,8 @@ class RunFolder:
         if training_set is not None:
             self._check_training_set(training_set)
         if is_main:
-            (self.path / "samples").mkdir(parents=True, exist_ok=True)
+            make_folder(self.path / "samples")
+            self.lock = OutputLock(self.path)
             document = {"retina_version": __version__, "environment": environment(config.get("device")),
                         "config": config}
             write_text_atomic(self.path / "config.json", json.dumps(document, indent=2) + "\n")
@@ -128,5 +135,8 @@ class RunFolder:
         if self.is_main:
             save_checkpoint(self.path / name, tensors, config, state)
 
-    def load_last(self) -> Checkpoint:
-        return Checkpoint(self.path / "last.safetensors")
+    def load_last(self, kind: str | None = None) -> Checkpoint:
+        """The run's last checkpoint; with ``kind``, a run of another kind (a layout run given to the renderer's
+        --resume) is refused by name."""
+        last = Checkpoint(self.path / "last.safetensors")
+        return last.expect(kind) if kind is not None else last

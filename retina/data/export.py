@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from PIL import Image
 from retina.common.canonical import CanonicalDataset
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_png
+from retina.common.output import staged_folder
 from retina.common.progress import progress_bar
 from retina.common.schema import CHANNEL_NAMES, CHANNELS
 
@@ -41,22 +41,10 @@ LABELMAP_ORDER = ("fov", "vessels", "od", "fp", "laser", "nv", "se", "ex", "he",
 LONG_NAMES = {c.name: c.long_name for c in CHANNELS}
 
 
-@contextmanager
-def _staged(out: Path, overwrite: bool) -> Iterator[Path]:
-    """A folder ``OUT.partial`` that becomes ``OUT`` only when the block completes."""
-    if out.exists() and not overwrite:
-        raise RetinaError(f"{out}: already exists; choose another --out or pass --overwrite")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    if out.exists():
-        shutil.rmtree(out)
-    partial.rename(out)
+def _staged(out: Path, overwrite: bool) -> AbstractContextManager[Path]:
+    """A folder ``OUT.partial`` that becomes ``OUT`` only when the block completes (the shared output guard:
+    checked, locked, removed on error or signal)."""
+    return staged_folder(out, overwrite)
 
 
 def export_channels(data: CanonicalDataset, channels: list[str] | None) -> list[str]:

@@ -20,6 +20,10 @@ from retina.common.progress import progress_bar
 from retina.common.schema import CHANNEL_NAMES
 
 EIGHT_CONNECTED = np.ones((3, 3), bool)
+# A lesion, vessel or disc mask covering most of the picture is an export gone wrong (an RGBA mask with opaque
+# alpha read as coverage, an inverted mask), not anatomy; only the field of view is normally that large.
+MOSTLY_FOREGROUND = 0.5
+LARGE_CHANNELS_ALLOWED = ("fov",)
 
 
 def _grade_key(grade: int | None) -> str:
@@ -44,7 +48,9 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
     """A JSON-ready report: counts per grade and split, per-channel mask statistics per grade, problems."""
     data = CanonicalDataset(root)
     names = set(data.names)
-    problems: list[dict[str, str]] = []
+    info_path = data.root / "dataset.json"
+    problems: list[dict[str, str]] = [_problem("metadata mismatch", info_path, d) for d in data.disagreements]
+    resolution = data.info.get("resolution")
     pixels: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     components: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     sizes: Counter = Counter()
@@ -66,6 +72,10 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
                         sizes[f"{reference[1]}x{reference[0]}"] += 1
                     except RetinaError as error:
                         problems.append(_problem("unreadable", path, str(error)))
+                    else:
+                        if resolution is not None and reference != (resolution, resolution):
+                            problems.append(_problem("size mismatch", path, f"image is {reference[1]}x{reference[0]} "
+                                                     f"but dataset.json says resolution {resolution}"))
             for channel in data.channels:
                 path = data.mask_path(channel, sample.name)
                 if not path.is_file():
@@ -78,13 +88,20 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
                     continue
                 if reference is None:
                     reference = mask.shape
+                    if resolution is not None and reference != (resolution, resolution):
+                        problems.append(_problem("size mismatch", path, f"mask is {reference[1]}x{reference[0]} but "
+                                                 f"dataset.json says resolution {resolution}"))
                 elif mask.shape != reference:
                     problems.append(_problem(
                         "size mismatch", path,
                         f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {reference[1]}x{reference[0]}",
                     ))
                     continue
-                pixels[channel][grade].append(float(mask.mean()))
+                fraction = float(mask.mean())
+                if fraction > MOSTLY_FOREGROUND and channel not in LARGE_CHANNELS_ALLOWED:
+                    problems.append(_problem("mostly foreground", path, f"{100 * fraction:.0f}% of the {channel} mask "
+                                             "is foreground; an inverted mask or an RGBA export? re-export it"))
+                pixels[channel][grade].append(fraction)
                 components[channel][grade].append(int(ndimage.label(mask, structure=EIGHT_CONNECTED)[1]))
             bar.advance(1)
 
@@ -117,7 +134,7 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
     return {
         "root": str(data.root),
         "count": len(data),
-        "resolution": data.resolution,
+        "resolution": data.info.get("resolution"),
         "image_sizes": dict(sizes),
         "provenance": provenance,
         "has_images": data.has_images,

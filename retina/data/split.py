@@ -12,6 +12,7 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from retina.common.canonical import LABEL_COLUMNS, SPLITS, CanonicalDataset, CanonicalWriter, Sample
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_text_atomic
+from retina.common.output import check_output
 
 
 def copy_sample(writer: CanonicalWriter, data: CanonicalDataset, sample: Sample, split: str | None = None) -> None:
@@ -49,14 +51,25 @@ def write_split(data: CanonicalDataset, heldout: set[str], train_out: str | Path
     """Write ``train_out`` (split=train) and ``heldout_out`` (split=test); returns their sizes."""
     if not heldout or len(heldout) >= len(data):
         raise RetinaError(f"{data.root}: a split needs samples on both sides ({len(data)} samples)")
+    # Every check before the first file is written: a refusal must not leave the train half behind.
+    train_out, heldout_out = check_output(train_out, "--train"), check_output(heldout_out, "--heldout")
+    if train_out.absolute() == heldout_out.absolute():
+        raise RetinaError(f"--train and --heldout are both {train_out}; give two different folders")
+    source = Path(data.root).resolve()
+    for option, out in (("--train", train_out), ("--heldout", heldout_out)):
+        if out.exists():
+            raise RetinaError(f"{option} {out}: already exists; choose another folder")
+        if out.resolve() == source or source in out.resolve().parents:
+            raise RetinaError(f"{option} {out}: lies inside the set being split ({source}); write it elsewhere")
     sides = (("train", train_out, [s for s in data.samples if s.name not in heldout]),
              ("test", heldout_out, [s for s in data.samples if s.name in heldout]))
     extra_columns = sorted({key for sample in data.samples for key in sample.extra})
-    for split, out, samples in sides:
-        provenance = {"split_of": str(Path(data.root).resolve()), "split": split, "rule": rule,
-                      "heldout_names": sorted(heldout), "source_provenance": data.info.get("provenance", {})}
-        with CanonicalWriter(out, resolution=data.resolution, provenance=provenance,
-                             extra_columns=extra_columns) as writer:
+    with ExitStack() as stack:  # both halves open together: an error or a signal removes both partial folders
+        for split, out, samples in sides:
+            provenance = {"split_of": str(source), "split": split, "rule": rule,
+                          "heldout_names": sorted(heldout), "source_provenance": data.info.get("provenance", {})}
+            writer = stack.enter_context(CanonicalWriter(out, resolution=data.resolution, provenance=provenance,
+                                                         extra_columns=extra_columns))
             for sample in samples:
                 copy_sample(writer, data, sample, split)
     return len(data) - len(heldout), len(heldout)

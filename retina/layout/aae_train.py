@@ -19,6 +19,7 @@ from retina.common.dataset import resize_image, resize_masks
 from retina.common.device import resolve_device
 from retina.common.errors import RetinaError
 from retina.common.fingerprint import fingerprint, fingerprint_reference
+from retina.common.interrupt import checkpointed_steps
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.seeding import seed_everything
@@ -96,7 +97,8 @@ def train_aae(config: AAETrainConfig, out: str | Path, resume: bool = False, dev
     model.train()
     with progress_bar(total, f"train-{config.kind}", enabled=show_progress) as bar:
         bar.advance(min(images_seen, total))
-        while images_seen < total:
+        # Ctrl-C/SIGTERM: `last` is saved between steps; the lambda reads the counter as it grows (late binding)
+        for _ in checkpointed_steps(lambda: images_seen < total, lambda: save("last")):  # noqa: B023
             index = torch.randint(len(maps), (config.batch,))
             batch = maps[index].to(run_device)
             flip = torch.rand(len(batch), device=run_device) < 0.5  # left/right eye

@@ -103,6 +103,13 @@ def train(
         if d_classifier is not None:
             generator.d_classifier = d_classifier
         regularisers = {k: chosen[k] for k in TRAIN_PRESET_FIELDS}
+    if resume is None:  # before the run folder exists (a resumed run checks nothing new: its sizes ran before)
+        from retina.common.memory import layout_training_bytes, require_memory
+
+        run_batch = batch or LayoutTrainConfig.batch or 16
+        require_memory(layout_training_bytes(run_batch, generator.res, generator.feature_channels),
+                       layout_training_bytes(1, generator.res, generator.feature_channels),
+                       "layout training", run_batch, generator.res)
     if lr is None:  # StyleGAN2-ADA's rate assumes equalised-lr layers; ACGAN/DCGAN use 2e-4 (Odena et al.)
         lr = 0.0002 if arch == "acgan" else 0.0025
     training = TrainConfig(lr_g=lr, lr_d=lr, g_steps=g_steps, label_smoothing=label_smoothing, r1_gamma=r1_gamma,
@@ -144,8 +151,11 @@ def sample(
     from retina.layout.model import load_layout_model
     from retina.layout.sample import write_layouts
 
-    if n < 1 or batch < 1 or res < 8:
-        raise RetinaError("--n and --batch must be >= 1 and --res >= 8")
+    if res < 8:
+        raise RetinaError(f"--res {res}: too small; use --res 8 or more")
+    from retina.common.memory import require_memory, sampling_bytes
+
+    require_memory(sampling_bytes(min(batch, n), res), sampling_bytes(1, res), "sampling layouts", min(batch, n), res)
     grades = parse_grades(grade, n)
     device_ = resolve_device(device)
     model = load_layout_model(checkpoint, device_, channels_last=channels_last, compile=compile)
@@ -185,7 +195,7 @@ def _train_vessel_model(kind: str, data: Path | None, res: int, kimg: float | No
     if resume is not None:
         from retina.common.run import RunFolder
 
-        last = RunFolder(resume, {}, resume=True, is_main=False).load_last()
+        last = RunFolder(resume, {}, resume=True, is_main=False).load_last(kind)
         saved = last.config["training"]
         total = saved["kimg"] if kimg is None else kimg  # like `layout train`: on to the run's total or a larger one
         done = int(last.state["images_seen"]) / 1000

@@ -47,6 +47,7 @@ from retina.common.distributed import (
 from retina.common.errors import RetinaError
 from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.imageio import write_png, write_text_atomic
+from retina.common.interrupt import checkpointed_steps
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.schema import LESION_CHANNELS
@@ -452,7 +453,7 @@ class LayoutTrainer:
         next_snapshot = (self.cur_nimg // snapshot_every + 1) * snapshot_every
         with progress_bar(total, f"layout {config.generator.arch} {config.generator.res}px", self.progress) as bar:
             bar.advance(min(self.cur_nimg, total))
-            while self.cur_nimg < total:
+            for _ in checkpointed_steps(lambda: self.cur_nimg < total, self._checkpoint_interrupted):
                 last = self.train_step()
                 self.run.log(last)
                 bar.advance(config.batch, loss_g=last["loss_g"], loss_d=last["loss_d"], p=last["ada_p"])
@@ -468,6 +469,12 @@ class LayoutTrainer:
                 f"{self.run.path}/last.safetensors",
                 self.context.is_main)
         return last
+
+    def _checkpoint_interrupted(self) -> None:
+        """Ctrl-C/SIGTERM between two steps: save ``last`` so that --resume continues from here, bit-exactly."""
+        if self.context.is_main:
+            self.run.save("last", self._tensors(), self._checkpoint_config(), self._state())
+            self.run.log({"event": "interrupted", "nimg": self.cur_nimg})
 
     def close(self) -> None:
         shutdown(self.context)

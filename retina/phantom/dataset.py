@@ -7,6 +7,7 @@ from pathlib import Path
 
 from retina.common.canonical import CanonicalWriter, masks_to_dict
 from retina.common.errors import RetinaError, parse_grade
+from retina.common.memory import require_memory, sampling_bytes
 from retina.common.progress import progress_bar
 from retina.common.provenance import synthetic_png_text
 from retina.common.seeding import sample_seed
@@ -30,6 +31,10 @@ def write_phantom(
     """Write ``n`` phantom fundus images with all mask channels; grades cycle through ``grades`` (balanced)."""
     if n < 1:
         raise RetinaError(f"--n {n}: a phantom data set needs at least one image")
+    if size < 16:
+        raise RetinaError(f"--size {size}: too small to draw a fundus; use --size 16 or more")
+    one = sampling_bytes(1, size)
+    require_memory(one, one, "a phantom image", 1, size, batch_option=None, res_option="--size")
     grades = [parse_grade(g, "--grades") for g in grades]
     if not grades:
         raise RetinaError("--grades is empty; give e.g. 0-4")

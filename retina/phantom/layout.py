@@ -349,5 +349,5 @@ def sample_layout(grade: int, size: int, seed: int, config: PhantomLayoutConfig 
     """A procedural mask stack of one eye at ``grade`` (0-4); the same seed gives the same masks."""
     grade = parse_grade(grade, "phantom grade")
     if int(size) < 16:
-        raise RetinaError(f"phantom size {size} is too small; use --size 16 or more")
+        raise RetinaError(f"a phantom of {size}px is too small to draw; use 16 px or more")
     return _Builder(int(size), grade, int(seed), config or PhantomLayoutConfig()).build()

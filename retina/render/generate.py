@@ -20,11 +20,13 @@ import torch
 
 from retina.common.canonical import CanonicalWriter
 from retina.common.errors import RetinaError, parse_grades
+from retina.common.memory import require_memory, sampling_bytes
 from retina.common.progress import progress_bar, summary
 from retina.common.seeding import sample_seed
 from retina.pipeline import Pipeline
 
 DEFAULT_RES = 256
+MIN_RES = 16  # the procedural layout prior's smallest field of view
 GENERATE_EXTRA_COLUMNS = ("index", "seed", "model", "checkpoint", "layout_model", "layout_checkpoint")
 
 
@@ -83,6 +85,8 @@ def generate_dataset(
         raise RetinaError(f"--n {n}: must be at least 1")
     if batch < 1:
         raise RetinaError(f"--batch {batch}: must be at least 1")
+    if res is not None and res < MIN_RES:
+        raise RetinaError(f"--res {res}: too small to draw a fundus; use --res {MIN_RES} or more (e.g. 256)")
     grade_cycle = parse_grades(grades, option="--grades")
     device = torch.device(device)
     out = Path(out)
@@ -101,6 +105,8 @@ def generate_dataset(
                          vessels_checkpoint=vessels_checkpoint)
     res = pipe.check_res(res)
     layout, renderer = pipe.layout, pipe.renderer
+    require_memory(sampling_bytes(min(batch, len(indices)), res), sampling_bytes(1, res), "generating",
+                   min(batch, len(indices)), res, device="cpu")
     provenance = {
         "command": "generate",
         **pipe.provenance(),
@@ -118,8 +124,13 @@ def generate_dataset(
     counts: Counter = Counter()
     post_processed = 0
     start = time.perf_counter()
+    # What decides the images: a --resume with other values would mix two data sets under one dataset.json.
+    options = {"--n": n, "--grades": grades, "--seed": seed, "--res": res, "--shard": f"{shard_index}/{shard_count}",
+               "--layout-ckpt": provenance["layout"].get("checkpoint_sha256"),
+               "--render-ckpt": render.get("checkpoint_sha256"),
+               "--truncation": truncation, "--amp": amp, "--single-od/--raw": post_process}
     with CanonicalWriter(out, resolution=res, provenance=provenance, extra_columns=GENERATE_EXTRA_COLUMNS,
-                         overwrite=overwrite, resume=resume) as writer:
+                         overwrite=overwrite, resume=resume, options=options) as writer:
         # After a killed run, --resume keeps the samples already in OUT.partial: per-sample seeds make the
         # remaining ones exactly what the uninterrupted run would have written.
         todo = [i for i in indices if sample_name(i, n) not in writer.done]

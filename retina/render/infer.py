@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from retina.common.canonical import CanonicalDataset, CanonicalWriter, Sample
-from retina.common.checkpoint import checkpoint_paths, file_sha256
+from retina.common.checkpoint import checkpoint_paths, file_sha256, missing_checkpoint
 from retina.common.dataset import resize_masks
 from retina.common.errors import RetinaError
 from retina.common.fingerprint import generator_record
@@ -44,7 +44,7 @@ def open_renderer(checkpoint: str | Path | None, device: torch.device, amp: bool
         return ProceduralRenderer()
     weights, _ = checkpoint_paths(checkpoint)  # refuses pickles before anything is imported
     if not weights.is_file():
-        raise RetinaError(f"{weights}: render checkpoint not found; train one with `retina render train`")
+        raise missing_checkpoint(checkpoint, weights, "train one with `retina render train`")
     from retina.common.checkpoint import Checkpoint
     from retina.render.skrgan import SketchRenderer, is_colour_renderer, load_colour_renderer
 

@@ -40,6 +40,7 @@ from retina.common.errors import RetinaError
 from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.imageio import write_png
 from retina.common.imagenet import imagenet_normalise
+from retina.common.interrupt import checkpointed_steps
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
 from retina.common.schema import CHANNEL_NAMES, CHANNELS
@@ -326,7 +327,9 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
     iterator = None
     start_step = step
     with progress_bar(config.steps - step, f"render {config.arch}/{config.stage}", is_main) as bar:
-        while step < config.steps:
+        # Ctrl-C/SIGTERM: `last` is saved between steps (its resume starts the epoch's data order over, as any
+        # resume does); the lambda reads `step` as it grows (late binding)
+        for _ in checkpointed_steps(lambda: step < config.steps, lambda: save("last") if is_main else None):  # noqa: B023
             if iterator is None:
                 sampler.set_epoch(epoch)
                 iterator = iter(loader)

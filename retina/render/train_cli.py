@@ -63,10 +63,10 @@ def render_train(
 
 
 def _run_config(run: Path) -> dict:
-    """The config recorded in a run's last checkpoint."""
-    from retina.common.checkpoint import Checkpoint
+    """The config recorded in a run's last checkpoint; a run of another kind (a layout run) is refused by name."""
+    from retina.common.run import RunFolder
 
-    return Checkpoint(run / "last.safetensors").config
+    return RunFolder(run, {}, resume=True, is_main=False).load_last("render").config
 
 
 def _run_data(run: Path) -> Path:
