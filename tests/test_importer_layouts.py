@@ -65,7 +65,8 @@ def assert_channels_at_their_positions(out: Path, name: str, channels: list[str]
 
 
 def run_import(fmt: str, src: Path, out: Path) -> Path:
-    import_dataset(get_importer(fmt), src, out, OUT, show_progress=False)
+    report = import_dataset(get_importer(fmt), src, out, OUT, show_progress=False)
+    assert report.out == out and report.format == fmt and report.count == len(CanonicalDataset(out))
     return out
 
 
@@ -135,10 +136,11 @@ def test_drive_folders(tmp_path):
     save(root / "training" / "images" / "21_training.tif", photograph(0))
     save(root / "training" / "1st_manual" / "21_manual1.gif", blob("vessels"), mode="P")
     fov = np.ones((SIZE, SIZE), bool)
+    fov[:16, :16] = False  # DRIVE's own field of view, not the one the (bright everywhere) photograph suggests
     save(root / "training" / "mask" / "21_training_mask.gif", fov, mode="L")
     out = run_import("drive", root, tmp_path / "out")
     assert_channels_at_their_positions(out, "21_training", ["vessels"])
-    assert CanonicalDataset(out).load_masks("21_training", ["fov"]).all()
+    assert np.array_equal(CanonicalDataset(out).load_masks("21_training", ["fov"])[0], fov[::2, ::2])
 
 
 def test_idrid_seg512_suffixes(tmp_path):
@@ -163,3 +165,14 @@ def test_grades_only_grade_per_image(tmp_path, fmt, csv_name, header, folder, su
     (root / csv_name).write_text(header + "\n" + "".join(f"{n},{g}\n" for n, g in grades.items()))
     data = CanonicalDataset(run_import(fmt, root, tmp_path / "out"))
     assert {s.name: s.grade for s in data.samples} == grades
+
+
+def test_blank_photographs_are_flagged_up_to_the_blank_level(tmp_path):
+    from retina.data.importers.pipeline import BLANK_LEVEL
+
+    root = tmp_path / "eyepacs"
+    for name, level in (("1_left", BLANK_LEVEL), ("1_right", BLANK_LEVEL + 1)):
+        save(root / "train" / f"{name}.png", np.full((SIZE, SIZE, 3), level, np.uint8))
+    (root / "trainLabels.csv").write_text("image,level\n1_left,0\n1_right,1\n")
+    report = import_dataset(get_importer("eyepacs"), root, tmp_path / "out", OUT, show_progress=False)
+    assert report.suspicious == {"blank photographs kept (every pixel dark)": ["1_left"]}
