@@ -88,3 +88,25 @@ def test_segmenter_evaluation_perfect_and_constant_inside_the_fov():
     assert background["accuracy"] != pytest.approx(1 - data.vessels.mean().item())
     assert background["sensitivity"] == 0.0
     assert background["auc_roc"] == pytest.approx(0.5)  # every score tied
+
+
+def test_dual_dice_against_numpy_reference():
+    """Lesion-Net (Wei et al. 2020) eqs. 2-4 in numpy: pixel Dice over every pixel of the batch, image Dice on the
+    global-max-pooled maps and labels, 0.8 / 0.2 mix."""
+    from retina.bench.losses import dual_dice_loss, image_dice_loss, pixel_dice_loss
+
+    rng = np.random.default_rng(0)
+    p = rng.random((3, 2, 6, 6)).astype(np.float32) * 0.6
+    t = (rng.random((3, 2, 6, 6)) < 0.1).astype(np.float32)
+    t[1, 0] = 0  # an image without this lesion: its image label is 0
+
+    def dice(a, b):
+        return 1 - 2 * (a * b).sum() / ((a**2).sum() + (b**2).sum())
+
+    pixel = dice(p, t)
+    image = dice(p.max(axis=(2, 3)), t.max(axis=(2, 3)))
+    assert image > 0.05  # the image term is not trivially zero here
+    probabilities, targets = torch.from_numpy(p), torch.from_numpy(t)
+    assert pixel_dice_loss(probabilities, targets).item() == pytest.approx(pixel, abs=1e-5)
+    assert image_dice_loss(probabilities, targets).item() == pytest.approx(image, abs=1e-5)
+    assert dual_dice_loss(probabilities, targets).item() == pytest.approx(0.8 * pixel + 0.2 * image, abs=1e-5)

@@ -57,8 +57,9 @@ def test_two_process_gloo_matches_one_process(tmp_path, one_thread):
     torch.testing.assert_close(renders[0], renders[1], rtol=0, atol=1e-4)
 
 
-def test_drgan_two_process_gloo_matches_one_process(tmp_path, one_thread):
-    """DR-GAN (coarse, SCA, adaptive grading manipulation, grade losses) as 2 ranks x 2 and as 1 process x 4.
+def test_drgan_two_process_gloo_matches_one_process_and_resumes_bit_exactly(tmp_path, one_thread):
+    """DR-GAN (coarse, SCA, adaptive grading manipulation, grade losses) as 2 ranks x 2 and as 1 process x 4; and
+    under torchrun 3 steps straight vs 2 + resume to 3 give the same last.safetensors and losses.
 
     On CPU its BatchNorm normalises with per-rank statistics (torch's SyncBatchNorm runs on GPUs only; see
     retina/render/train.py). Every BatchNorm of the coarse generator sits in the mask encoder and the residual
@@ -76,14 +77,17 @@ def test_drgan_two_process_gloo_matches_one_process(tmp_path, one_thread):
         for other in others:
             shutil.copyfile(first, other)
     one, two = tmp_path / "one", tmp_path / "two"
-    args = [*ARGS[:2], "--arch", "drgan", "--stage", "coarse", *ARGS[4:], "--batch", "4", "--steps", "3", "--every",
-            "3", "--data", str(data)]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29528",
-                "-m", "retina.cli"]
-    result = subprocess.run([*torchrun, *args, "--out", str(two)], env=ENV, capture_output=True, text=True,
-                            timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    main([*args, "--out", str(one)])
+    args = [*ARGS[:2], "--arch", "drgan", "--stage", "coarse", *ARGS[4:], "--batch", "4", "--every", "1", "--data",
+            str(data)]
+
+    def torchrun(argv: list[str], port: int) -> None:
+        command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+                   "-m", "retina.cli", *argv]
+        result = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    torchrun([*args, "--steps", "3", "--out", str(two)], 29528)
+    main([*args, "--steps", "3", "--out", str(one)])
     assert [r["step"] for r in _steps(two)] == [1, 2, 3]
     # Measured: logged losses (6 decimals) identical; D's parameters differ by <= 2e-8, G's weights by <= 6e-6.
     for a, b in zip(_steps(one), _steps(two), strict=True):
@@ -110,6 +114,13 @@ def test_drgan_two_process_gloo_matches_one_process(tmp_path, one_thread):
     renders = [load_renderer(run).render(masks, torch.tensor([1, 3]), [3, 4]) for run in (one, two)]
     # eval mode normalises with those running statistics: renders measured 5e-5 apart (of 1), so 1e-3
     torch.testing.assert_close(renders[0], renders[1], rtol=0, atol=1e-3)
+
+    from test_resume_exact import assert_same_run
+
+    resumed = tmp_path / "resumed"
+    torchrun([*args, "--steps", "2", "--out", str(resumed)], 29529)
+    torchrun(["render", "train", "--resume", str(resumed), "--device", "cpu", "--steps", "3"], 29530)
+    assert_same_run(two, resumed)
 
 
 # Enough steps that the kill, sent as soon as the first checkpoint exists, lands mid-run even on a fast machine.
