@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from test_importers import save
 
 from retina.common.canonical import CanonicalDataset
 from retina.data.importers import get_importer
@@ -34,14 +34,6 @@ def blob(channel: str, r: int = 3) -> np.ndarray:
     y, x = POSITIONS[channel]
     yy, xx = np.mgrid[:SIZE, :SIZE]
     return (yy - y) ** 2 + (xx - x) ** 2 <= r * r
-
-
-def save(path: Path, array: np.ndarray, mode: str | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if array.dtype == bool:
-        array = array.astype(np.uint8) * 255
-    image = Image.fromarray(array)
-    (image.convert(mode) if mode else image).save(path)
 
 
 def red_only(mask: np.ndarray) -> np.ndarray:

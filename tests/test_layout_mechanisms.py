@@ -132,3 +132,18 @@ def test_ada_augments_only_when_p_is_positive():
     ada.p = 1.0
     out = ada(x)
     assert out.shape == x.shape and not torch.allclose(out, x)
+
+
+def test_equalised_layers_scale_weights_at_run_time():
+    """StyleGAN's equalised learning rate: weights stored N(0, 1), multiplied by lr_mul / sqrt(fan_in) in the
+    forward pass; the activation is leaky ReLU 0.2 times sqrt(2)."""
+    from retina.layout.stylegan import EqualConv2d, EqualLinear
+
+    linear = _randomised(EqualLinear(6, 4, lr_mul=0.01, act=True))
+    x = torch.randn(3, 6)
+    pre = x @ (linear.weight * 0.01 / math.sqrt(6)).T + linear.bias * 0.01
+    torch.testing.assert_close(linear(x), F.leaky_relu(pre, 0.2) * math.sqrt(2), rtol=1e-5, atol=1e-6)
+    conv = _randomised(EqualConv2d(3, 2, 3))
+    image = torch.randn(1, 3, 5, 5)
+    torch.testing.assert_close(conv(image), F.conv2d(image, conv.weight / math.sqrt(27), conv.bias, padding=1),
+                               rtol=1e-5, atol=1e-6)
