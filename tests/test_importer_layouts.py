@@ -168,3 +168,50 @@ def test_blank_photographs_are_flagged_up_to_the_blank_level(tmp_path):
     (root / "trainLabels.csv").write_text("image,level\n1_left,0\n1_right,1\n")
     report = import_dataset(get_importer("eyepacs"), root, tmp_path / "out", OUT, show_progress=False)
     assert report.suspicious == {"blank photographs kept (every pixel dark)": ["1_left"]}
+
+
+def test_missing_or_bad_published_files_are_named_with_their_role(tmp_path):
+    """One-line errors name the file, what it is for and the --format whose layout expects it."""
+    from retina.common.errors import RetinaError
+
+    drive = tmp_path / "DRIVE"
+    save(drive / "training" / "images" / "21_training.tif", photograph(0))
+    save(drive / "training" / "1st_manual" / "21_manual1.gif", blob("vessels"), mode="P")
+    with pytest.raises(RetinaError, match=r"21_training_mask.gif: not found \(field-of-view mask\); expected by the "
+                                          r"--format drive layout"):
+        import_dataset(get_importer("drive"), drive, tmp_path / "o", OUT, show_progress=False)
+    save(drive / "training" / "mask" / "21_training_mask.gif", np.ones((40, 40), bool), mode="L")
+    with pytest.raises(RetinaError, match=r"21_training_mask.gif: mask is 40x40 but its image"):  # the FOV is named
+        import_dataset(get_importer("drive"), drive, tmp_path / "o", OUT, show_progress=False)
+    (drive / "training" / "1st_manual" / "21_manual1.gif").unlink()
+    with pytest.raises(RetinaError, match=r"21_manual1.gif: not found \(vessel tracing\); expected by the --format "
+                                          r"drive layout"):
+        import_dataset(get_importer("drive"), drive, tmp_path / "o", OUT, show_progress=False)
+
+    seg = tmp_path / "fgadr" / "Seg-set"
+    save(seg / "Original_Images" / "0001_2.png", photograph(0))
+    with pytest.raises(RetinaError, match=r"DR_Seg_Grading_Label.csv: not found \(the grades, lines 'name,grade'\); "
+                                          r"expected by the --format fgadr layout"):
+        import_dataset(get_importer("fgadr"), tmp_path / "fgadr", tmp_path / "o", OUT, show_progress=False)
+    (seg / "DR_Seg_Grading_Label.csv").write_text("0001_2.png,9\n")
+    with pytest.raises(RetinaError, match=r"DR_Seg_Grading_Label.csv:1: grade '9'"):
+        import_dataset(get_importer("fgadr"), tmp_path / "fgadr", tmp_path / "o", OUT, show_progress=False)
+
+    part = tmp_path / "idrid" / "A. Segmentation"
+    save(part / "1. Original Images" / "a. Training Set" / "IDRiD_01.jpg", photograph(0))
+    (part / "2. All Segmentation Groundtruths").mkdir(parents=True)
+    with pytest.raises(RetinaError, match=r"a. Training Set: not found \(masks for a. Training Set\); expected by the "
+                                          r"--format idrid layout"):
+        import_dataset(get_importer("idrid"), tmp_path / "idrid", tmp_path / "o", OUT, show_progress=False)
+    grading = tmp_path / "grading" / "B. Disease Grading" / "2. Groundtruths"
+    grading.mkdir(parents=True)
+    with pytest.raises(RetinaError, match=r"this is IDRiD 'B. Disease Grading'; import it with --format idrid-grading"):
+        import_dataset(get_importer("idrid"), tmp_path / "grading", tmp_path / "o", OUT, show_progress=False)
+
+    ddr = tmp_path / "DDR-dataset" / "DR_grading"
+    ddr.mkdir(parents=True)
+    (ddr / "train.txt").write_bytes(b"007-0001-000.jpg 2\n\xff\xfe bad bytes\n")  # undecodable: one clear line
+    save(tmp_path / "DDR-dataset" / "lesion_segmentation" / "train" / "image" / "007-0001-000.jpg", photograph(0))
+    with pytest.raises(RetinaError, match=r"train.txt:2: expected 'NAME.jpg GRADE'"):
+        import_dataset(get_importer("ddr"), tmp_path / "DDR-dataset", tmp_path / "o", OUT, show_progress=False)
+    assert not (tmp_path / "o").exists()
