@@ -116,16 +116,20 @@ def read_results(dest: Path) -> dict[str, str]:
 
 
 def run_package(package: str, ref: str, label: str, sample: int, seed: int, root: Path,
-                retime: bool = False) -> dict:
+                retime: bool = False, report_only: bool = False) -> dict:
     dest = root / label / package
-    if not (dest / "mutants").exists():
-        export_tree(ref, dest)
-    configure(dest, package)
-    names = generate(dest)
+    if report_only:  # the statuses so far of an existing (possibly unfinished) run
+        names = sorted(read_results(dest))
+    else:
+        if not (dest / "mutants").exists():
+            export_tree(ref, dest)
+        configure(dest, package)
+        names = generate(dest)
     chosen = sorted(random.Random(f"{seed}-{package}").sample(names, min(sample, len(names)))) if sample else names
     previous = read_results(dest)
     # --retime: run again only the sampled mutants that timed out (e.g. under an older, smaller time limit)
     to_run = [n for n in chosen if previous.get(n) == "timeout"] if retime else chosen
+    to_run = [] if report_only else to_run
     t0 = time.time()
     if to_run:  # (no names at all would make mutmut run every mutant)
         with open(dest / ("mutmut-retime.log" if retime else "mutmut-run.log"), "w") as log:
@@ -136,8 +140,8 @@ def run_package(package: str, ref: str, label: str, sample: int, seed: int, root
     killed = sum(s in KILLED for s in statuses.values())
     counted = sum(s in COUNTED for s in statuses.values())
     survivors = sorted(n for n, s in statuses.items() if s in {"survived", "no tests"})
-    with open(root / label / f"survivors-{package}.txt", "w") as fh:
-        for n in survivors:
+    with open(root / label / f"survivors-{package}.txt", "w") if not report_only else open(os.devnull, "w") as fh:
+        for n in survivors if not report_only else []:
             diff = subprocess.run(
                 [sys.executable, "-m", "mutmut", "show", n], cwd=dest, env=env_for(dest), capture_output=True, text=True
             ).stdout
@@ -166,6 +170,7 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=40, help="mutants sampled per package (0 = all)")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--retime", action="store_true", help="re-run only the sampled mutants that timed out")
+    ap.add_argument("--report-only", action="store_true", help="summarise existing results, run nothing")
     ap.add_argument("--root", type=Path, default=Path("/work/runs/issue-17/mutation"), help="scratch folder")
     args = ap.parse_args()
     unknown = sorted(set(args.packages.split(",")) - set(PACKAGES))
@@ -173,7 +178,8 @@ def main() -> None:
         sys.exit(f"error: --packages: unknown {unknown}; choose from {sorted(PACKAGES)}")
     summary = []
     for package in args.packages.split(","):
-        res = run_package(package, args.ref, args.label, args.sample, args.seed, args.root, args.retime)
+        res = run_package(package, args.ref, args.label, args.sample, args.seed, args.root, args.retime,
+                          args.report_only)
         summary.append(res)
         lo, hi = res["wilson95"]
         print(
@@ -182,7 +188,8 @@ def main() -> None:
             f"from {res['mutants_total']} mutants; {res['statuses']}; {res['seconds']} s",
             flush=True,
         )
-        (args.root / args.label / f"summary-{package}.json").write_text(json.dumps(res, indent=2))
+        if not args.report_only:
+            (args.root / args.label / f"summary-{package}.json").write_text(json.dumps(res, indent=2))
 
 
 if __name__ == "__main__":

@@ -215,3 +215,26 @@ def test_missing_or_bad_published_files_are_named_with_their_role(tmp_path):
     with pytest.raises(RetinaError, match=r"train.txt:2: expected 'NAME.jpg GRADE'"):
         import_dataset(get_importer("ddr"), tmp_path / "DDR-dataset", tmp_path / "o", OUT, show_progress=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_layout_errors_name_the_format_and_the_missing_part(tmp_path):
+    from retina.common.errors import RetinaError
+
+    for fmt, expected in (("ddr", "lesion_segmentation"), ("idrid-seg512", "masks_png")):
+        with pytest.raises(RetinaError, match=rf"expected '{expected}'.*--format {fmt}"):
+            import_dataset(get_importer(fmt), tmp_path, tmp_path / "o", OUT, show_progress=False)
+    grading = tmp_path / "grading" / "B. Disease Grading"
+    csv = grading / "2. Groundtruths" / "a. IDRiD_Disease Grading_Training Labels.csv"
+    csv.parent.mkdir(parents=True)
+    csv.write_text("Image name,Retinopathy grade,Risk of macular edema\nIDRiD_001,3,2\n")
+    with pytest.raises(RetinaError, match=r"a. Training Set: not found \(the training photographs\); expected by the "
+                                          r"--format idrid-grading layout"):
+        import_dataset(get_importer("idrid-grading"), tmp_path / "grading", tmp_path / "o", OUT, show_progress=False)
+    root = tmp_path / "idrid-1"
+    save(root / "images" / "IDRiD_01.jpg", photograph(0))
+    save(root / "masks_png" / "IDRiD_01_MA.png", np.zeros((40, 48), bool), mode="1")  # width 48, height 40
+    with pytest.raises(RetinaError, match=r"IDRiD_01_MA.png: mask is 48x40 but its image"):
+        import_dataset(get_importer("idrid-seg512"), root, tmp_path / "o", OUT, show_progress=False)
+    (root / "masks_png" / "IDRiD_01_MA.png").unlink()
+    report = import_dataset(get_importer("idrid-seg512"), root, tmp_path / "o", OUT, show_progress=False)
+    assert "skipped: none" in report.summary_line()
