@@ -14,7 +14,8 @@ from retina.cli import main
 
 RENDER = ["render", "train", "--res", "32", "--width", "8", "--batch", "4", "--device", "cpu", "--grader", "tiny",
           "--grader-steps", "2", "--no-perceptual", "--seed", "0"]
-LAYOUT = ["layout", "train", "--res", "8", "--batch", "8", "--width", "8", "--channel-max", "16", "--device", "cpu",
+LAYOUT = ["layout", "train", "--res", "8", "--batch", "8", "--channel-base", "2048", "--channel-max", "16", "--device",
+          "cpu",
           "--quiet", "--seed", "0", "--ada-target", "-1", "--ada-kimg", "0.2"]
 LOSS_KEYS = ("loss_g", "loss_d", "loss_adv", "loss_fm", "loss_cls", "l1", "r1", "ada_p", "ada_rt", "val_l1")
 
