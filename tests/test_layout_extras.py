@@ -259,11 +259,14 @@ def test_train_aae_cli_round_trip_resume_and_vessel_replacement(phantom, tmp_pat
     run = tmp_path / "aae"
     runner = CliRunner()
     args = ["layout", "train-aae", "--data", str(phantom), "--res", "16", "--kimg", "0.032", "--batch", "8",
-            "--latent", "8", "--width", "8", "--out", str(run), "--quiet", "--device", "cpu"]
+            "--latent", "8", "--width", "8", "--lr", "0.0005", "--out", str(run), "--quiet", "--device", "cpu"]
     result = runner.invoke(_cli_app(), args)
     assert result.exit_code == 0, result.output
     model, checkpoint = load_aae(run, "aae")
     assert checkpoint.config["kind"] == "aae" and checkpoint.state["step"] == 4
+    training = checkpoint.config["training"]  # every option reaches the run's config
+    assert (training["lr"], training["batch"], training["model"]["width"], training["model"]["latent"]) == (
+        0.0005, 8, 8, 8)
     first = model.sample([5, 6], size=32)
     again, _ = load_aae(run / "last.safetensors", "aae")
     assert np.array_equal(first, again.sample([5, 6], size=32))  # checkpoint round trip, seeded sampling

@@ -135,6 +135,23 @@ class RunFolder:
         if self.is_main:
             save_checkpoint(self.path / name, tensors, config, state)
 
+    def drop_records_after(self, key: str, last: int) -> None:
+        """Forget log records whose ``key`` exceeds ``last`` (a resumed run's checkpoint): steps logged after the
+        last checkpoint of a killed run are trained again, and the curve must not hold them twice. Records without
+        the key stay; an unreadable (half-written) line goes."""
+        log = self.path / "log.jsonl"
+        if not self.is_main or not log.is_file():
+            return
+
+        def position(line: str) -> int:
+            try:
+                return int(json.loads(line).get(key, 0))
+            except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+                return last + 1
+
+        kept = [line for line in log.read_text("utf-8").splitlines() if line.strip() and position(line) <= last]
+        write_text_atomic(log, "".join(line + "\n" for line in kept))
+
     def load_last(self, kind: str | None = None) -> Checkpoint:
         """The run's last checkpoint; with ``kind``, a run of another kind (a layout run given to the renderer's
         --resume) is refused by name."""

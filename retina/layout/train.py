@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ from retina.common.distributed import (
 )
 from retina.common.errors import RetinaError
 from retina.common.fingerprint import fingerprint, fingerprint_reference
-from retina.common.imageio import write_png, write_text_atomic
+from retina.common.imageio import write_png
 from retina.common.interrupt import checkpointed_steps
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
@@ -214,8 +213,9 @@ class LayoutTrainer:
     def _tensors(self) -> dict:
         return {**module_tensors("g", self.G), **module_tensors("d", self.D), **module_tensors("g_ema", self.G_ema)}
 
-    def _state(self) -> dict:
+    def _state(self, rng_ranks: list[torch.Tensor] | None = None) -> dict:
         return {"cur_nimg": self.cur_nimg, "step": self.step, "fakes_drawn": self.fakes_drawn,
+                "rng_ranks": rng_ranks or [],
                 "best_score": None if math.isinf(self.best_score) else self.best_score,
                 "best_metric": self._best_metric(), "pl_mean": float(self.pl_mean),
                 "ada": self.ada.state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
@@ -236,12 +236,11 @@ class LayoutTrainer:
         self.opt_d.load_state_dict(state["opt_d"])
         if self.context.rank == 0:
             set_rng_state(state["rng"])
-        if self.context.is_main:  # drop log records written after the checkpoint: the curve continues from it
-            log = self.run.path / "log.jsonl"
-            if log.is_file():
-                kept = [line for line in log.read_text("utf-8").splitlines()
-                        if line.strip() and _nimg(line) <= self.cur_nimg]
-                write_text_atomic(log, "".join(line + "\n" for line in kept))
+        # every rank's own torch generator (ADA's draws, ACGAN's dropout), when resumed on as many ranks
+        ranks = state.get("rng_ranks") or []
+        if self.context.rank > 0 and len(ranks) == self.context.world_size:
+            torch.set_rng_state(ranks[self.context.rank])
+        self.run.drop_records_after("nimg", self.cur_nimg)  # the curve continues from the checkpoint
 
     # -- data -------------------------------------------------------------------------------------
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -430,6 +429,8 @@ class LayoutTrainer:
 
     def snapshot(self) -> dict:
         record: dict = {"kimg": self.cur_nimg / 1000, "nimg": self.cur_nimg, "snapshot": True}
+        # each rank's torch RNG goes into the checkpoint: ranks draw different ADA augmentations
+        rng_ranks = list(_all_gather(torch.get_rng_state()[None], self.context)) if self.context.enabled else None
         if self.context.is_main:
             score, _ = self.evaluate()
             record["layout_score"] = score
@@ -438,8 +439,8 @@ class LayoutTrainer:
             if score < self.best_score:
                 self.best_score = score
                 record["best"] = True
-                self.run.save("best", self._tensors(), self._checkpoint_config(), self._state())
-            self.run.save("last", self._tensors(), self._checkpoint_config(), self._state())
+                self.run.save("best", self._tensors(), self._checkpoint_config(), self._state(rng_ranks))
+            self.run.save("last", self._tensors(), self._checkpoint_config(), self._state(rng_ranks))
             self.run.log(record)
         barrier(self.context)
         return record
@@ -488,13 +489,6 @@ def _all_gather(values: torch.Tensor, context: DistributedContext) -> torch.Tens
     gathered = [torch.empty_like(values) for _ in range(context.world_size)]
     dist.all_gather(gathered, values.contiguous())
     return torch.cat(gathered)
-
-
-def _nimg(line: str) -> int:
-    try:
-        return int(json.loads(line).get("nimg", 0))
-    except (json.JSONDecodeError, AttributeError):
-        return 1 << 62
 
 
 def _overrides(train: TrainConfig) -> dict:

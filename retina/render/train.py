@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader
 
 from retina.common.canonical import CanonicalDataset
 from retina.common.checkpoint import Checkpoint, load_module, module_tensors, rng_state, set_rng_state
@@ -43,6 +43,7 @@ from retina.common.imagenet import imagenet_normalise
 from retina.common.interrupt import checkpointed_steps
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
+from retina.common.sampler import ResumableSampler
 from retina.common.schema import CHANNEL_NAMES, CHANNELS
 from retina.common.seeding import sample_seed, seed_everything, torch_generator
 from retina.common.split import training_rows
@@ -277,16 +278,21 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
                   "perceptual_active": perceptual is not None, "data": str(data),
                   "init": str(init) if init else None, "training_set": fingerprint_reference(training_set)}
     run = RunFolder(out, run_config, resume=resume, is_main=is_main, training_set=training_set)
-    if previous is None:
+    if previous is not None:
+        run.drop_records_after("step", step)
+    else:
         run.log({"event": "start", "stage": config.stage, "arch": config.arch,
                  "perceptual": perceptual is not None, "agm": space is not None})
 
     # one replica in a single process too, so that a global batch holds the same images whatever the world size;
-    # rank r takes positions r, r + world, ... of each epoch's permutation (drop_last: no padding repeats)
-    sampler = DistributedSampler(dataset, num_replicas=world, rank=context.rank, shuffle=True, seed=config.seed,
-                                 drop_last=True)
-    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, drop_last=True)
-    validation = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)))))
+    # rank r takes positions r, r + world, ... of each epoch's permutation (drop_last: no padding repeats);
+    # a resumed run enters its epoch after the batches already trained on. The loader draws its worker base
+    # seed from its own generator, not from the global one that the checkpoint's RNG state describes.
+    sampler = ResumableSampler(dataset, num_replicas=world, rank=context.rank, shuffle=True, seed=config.seed,
+                               drop_last=True)
+    loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, drop_last=True,
+                        generator=torch_generator(config.seed))
+    validation = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)), generator=torch_generator(0))))
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.amp and device.type == "cuda"
                 else nullcontext())
 
@@ -323,7 +329,7 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
                  "opt_d": opt_d.state_dict(), "rng": rng_state()}
         run.save(name, tensors, run_config, state)
 
-    epoch = step // max(1, len(loader))
+    epoch, consumed = divmod(step, max(1, len(loader)))
     iterator = None
     start_step = step
     with progress_bar(config.steps - step, f"render {config.arch}/{config.stage}", is_main) as bar:
@@ -331,8 +337,8 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         # resume does); the lambda reads `step` as it grows (late binding)
         for _ in checkpointed_steps(lambda: step < config.steps, lambda: save("last") if is_main else None):  # noqa: B023
             if iterator is None:
-                sampler.set_epoch(epoch)
-                iterator = iter(loader)
+                sampler.set_epoch(epoch, skip=consumed * local_batch)
+                iterator, consumed = iter(loader), 0
             try:
                 real_batch = next(iterator)
             except StopIteration:
