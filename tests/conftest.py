@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
 
 os.environ.setdefault("RETINA_WEIGHTS_DIR", "/nonexistent-retina-weights")
+# trained graders are cached per training set (retina/render/grader_cache.py): never in the user's ~/.cache
+os.environ.setdefault("RETINA_CACHE", tempfile.mkdtemp(prefix="retina-test-cache-"))
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

@@ -422,6 +422,9 @@ def _set_broken(kind: str, command: str) -> Callable[[Ctx], list[str]]:
             (root / "masks" / "vessels" / f"{name}.png").write_bytes(b"")
         elif kind == "mask-other-size":
             save(root / "masks" / "ex" / f"{name}.png", np.zeros((SIZE // 2, SIZE // 2), np.uint8))
+        elif kind == "masks-half-size":  # every mask of one sample at half its photograph's size (issue 14)
+            for channel in (root / "masks").iterdir():
+                save(channel / f"{name}.png", np.zeros((SIZE // 2, SIZE // 2), np.uint8))
         elif kind == "bomb-image":
             png_bomb(root / "images" / f"{name}.png")
         elif kind == "non-utf8-stray":
@@ -487,7 +490,7 @@ def _set_broken(kind: str, command: str) -> Callable[[Ctx], list[str]]:
                              "--quiet"],
             "render-train": ["render", "train", "--data", str(root), "--out", out, "--res", str(SIZE), "--batch",
                              "2", "--steps", "1", "--width", "8", "--grader", "tiny", "--grader-steps", "1",
-                             "--no-perceptual", "--device", "cpu"],
+                             "--no-perceptual", "--stage", "coarse", "--device", "cpu"],
             "fidelity": ["eval", "fidelity", "--real", str(root), "--fake", str(ctx.phantom), "--metrics", "swd",
                          "--res", str(SIZE), "--out", str(ctx.tmp / "out" / "fidelity.json"), "--device", "cpu"],
             "bench-grade": ["bench", "grade", "--real", str(root), "--synthetic", str(ctx.phantom), "--out", out,
@@ -845,6 +848,8 @@ CASES = [
     Case("train-sketch-no-images", _set_broken("no-images", "train-sketch"), match="images"),
     Case("render-train-truncated-image", _set_broken("truncated-image", "render-train"), match="truncated"),
     Case("render-train-zero-byte-mask", _set_broken("zero-byte-mask", "render-train"), match="empty"),
+    Case("render-train-mask-other-size", _set_broken("mask-other-size", "render-train"), match="mask for the"),
+    Case("render-train-masks-half-size", _set_broken("masks-half-size", "render-train"), match="mask for the"),
     Case("generate-out-exists", _existing_out(_argv("generate", "--n", "2", "--res", "32", "--out", "{out}",
                                                     "--device", "cpu")), match="exists"),
     Case("layout-sample-out-exists", _existing_out(_argv("layout", "sample", "--n", "2", "--res", "32", "--out",

@@ -137,7 +137,7 @@ def test_bad_options_exit_2(phantom, tmp_path, capsys):
 def test_ablation_flags(phantom, tmp_path):
     run = tmp_path / "ablation"
     main(["render", "train", "--data", str(phantom), "--out", str(run), "--steps", "1", "--every", "1",
-          "--no-sca", "--no-agm", "--no-lesion-masks", "--no-cls", *TINY])
+          "--no-sca", "--no-agm", "--no-lesion-masks", "--no-cls", "--from-scratch", *TINY])
     ckpt = Checkpoint(run)
     assert not any(".attention." in k for k in ckpt.tensors)  # no SCA
     assert not any(k.startswith("space.") for k in ckpt.tensors)  # no grading space

@@ -189,6 +189,21 @@ class CanonicalDataset:
                 f"needed for {purpose}; fill in the grade column"
             )
 
+    def require_matching_sizes(self, names: Iterable[str], channels: Iterable[str]) -> None:
+        """Every mask of ``channels`` has its photograph's size, or a one-line error naming the file: a 32 px mask
+        stretched over a 64 px photograph would train a model on misaligned lesions. Decodes no pixels."""
+        channels = tuple(channels)
+        for name in names:
+            size = verify_image(self.image_path(name))
+            for channel in channels:
+                path = self.mask_path(channel, name)
+                mask = verify_image(path)
+                if mask != size:
+                    raise RetinaError(
+                        f"{path}: {mask[0]}x{mask[1]} mask for the {size[0]}x{size[1]} photograph "
+                        f"{self.image_path(name)}; masks must have their image's size (re-import the set)"
+                    )
+
     # -- files ----------------------------------------------------------------------------------
     def image_path(self, name: str) -> Path:
         return self.root / "images" / f"{name}.png"

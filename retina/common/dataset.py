@@ -107,6 +107,8 @@ class FundusDataset(Dataset):
             self.samples = self.index.samples if split is None else self.index.subset(split)
         if not self.samples:
             raise RetinaError(f"{self.index.root}: no samples in split '{split}'")
+        if with_images and with_masks:
+            self.index.require_matching_sizes([s.name for s in self.samples], self.channels)
         self.with_images, self.with_masks = with_images, with_masks
         self.augment = PairedAugment(augment) if augment is not None else None
 

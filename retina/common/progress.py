@@ -31,6 +31,11 @@ class _Bar:
             text = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in status.items())
             self._progress.update(self._task, advance=n, status=text)
 
+    def note(self, line: str) -> None:
+        """A line printed above the bar (a validation score, say), kept when the bar moves on."""
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, soft_wrap=True)
+
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.start

