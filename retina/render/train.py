@@ -1,12 +1,15 @@
 """Training loop of the renderers (``retina render train``): DR-GAN coarse then fine, or SPADE.
 
-Order of work in a fresh DR-GAN run: train the grading network on the real images' grades, fit the
-per-grade Gaussians of its pooled features (III-D), then alternate discriminator and generator steps with
-the multi-task loss of eq. 1. The coarse stage trains G_m at res/2; the fine stage (``--init`` a coarse
-run) adds G_l and fine-tunes the whole at res. The run folder holds sample grids (masks | real | fake),
-``last``/``best`` checkpoints (best = lowest L1 of the EMA generator on a fixed validation batch, a cheap
-proxy), and ``log.jsonl``; ``--resume RUN`` restores weights, EMA, optimisers, RNG, step and stage and
-trains on to the saved total or to a larger ``--steps``.
+Order of work in a fresh DR-GAN run: train the grading network on the real training images' grades (early
+stopping on held-out grades; or reuse the one trained before on the same images, retina/render/grader_cache.py),
+fit the per-grade Gaussians of its pooled features (III-D), then alternate discriminator and generator steps
+with the multi-task loss of eq. 1. The coarse stage trains G_m at res/2; the fine stage starts from a coarse
+run (``--init``; ``--from-scratch`` only when asked for), adds G_l and fine-tunes the whole at res. The run
+folder holds sample grids (masks | real | fake, of val rows when there are any), ``last``/``best``
+checkpoints (best = lowest FD-EffNetLite0 of renders of the split=val masks against their photographs,
+retina/render/selection.py), and ``log.jsonl`` (losses, the val curve, the grader's scores); ``--resume RUN``
+restores weights, EMA, optimisers, RNG, step and stage and trains on to the saved total or to a larger
+``--steps``.
 
 Under torchrun (DistributedDataParallel, gloo on CPU) the global batch ``--batch`` is split evenly over the
 ranks, and a run gives what one process with the same global batch gives: a DistributedSampler (one
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from collections.abc import Collection
 from contextlib import nullcontext
 from pathlib import Path
@@ -39,7 +43,7 @@ from retina.common.device import resolve_device
 from retina.common.distributed import DistributedContext, all_reduce_mean, init_distributed, local_device, shutdown
 from retina.common.errors import RetinaError
 from retina.common.fingerprint import fingerprint, fingerprint_reference
-from retina.common.imageio import write_png
+from retina.common.imageio import atomic_path, write_png
 from retina.common.interrupt import checkpointed_steps
 from retina.common.progress import progress_bar, summary
 from retina.common.run import RunFolder
@@ -519,10 +523,15 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
                     picture = make_grid(grid, nrow=3, padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
                     write_png(run.samples / f"{config.stage}_{step:07d}.png", (picture * 255).round().astype(np.uint8))
                 if improved:
-                    best = selection.best if selection is not None else best
                     best_step = step
+                if selection is not None and improved:
+                    best = selection.best
                     save("best")
                 save("last")
+                if selection is None:  # nothing held out: best is a copy of the latest snapshot
+                    for suffix in (".safetensors", ".json"):
+                        with atomic_path(out / f"best{suffix}") as temporary:
+                            shutil.copyfile(out / f"last{suffix}", temporary)
     chosen = (f"best val {selection.metric} {best:.4g} at step {best_step}" if selection is not None and best_step
               else "best = latest snapshot (no val rows)")
     random_grader = (grader_info or {}).get("weights") == "random weights"
