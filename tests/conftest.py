@@ -47,3 +47,21 @@ def phantom(request, tmp_path_factory):
 
     n = getattr(request.module, "PHANTOM_N", 10)
     return write_phantom(tmp_path_factory.mktemp("phantom") / "ph", n=n, size=32, grades=[0, 1, 2, 3, 4], seed=0)
+
+
+@pytest.fixture
+def cli_error(capsys):
+    """Run the CLI expecting a refusal: exit status 2 and a single ``error: ...`` line on stderr, which it returns."""
+
+    def run(argv: list[str]) -> str:
+        from retina.cli import main
+
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), lines
+        return lines[0]
+
+    return run

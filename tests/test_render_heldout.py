@@ -42,16 +42,6 @@ def _records(run) -> list[dict]:
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
-def _error(argv, capsys) -> str:
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1, lines
-    return lines[0]
-
-
 def test_best_is_the_lowest_val_fd_and_test_rows_are_never_read(split_set, tmp_path, capsys):
     run = tmp_path / "run"
     main(["render", "train", "--data", str(split_set), "--out", str(run), "--steps", "2", "--every", "1", *TINY])
@@ -108,7 +98,7 @@ def test_grader_backbone_choice(tmp_path):
     assert build_grader("effnet-lite0").eval().features(torch.zeros(1, 3, 32, 32)).shape == (1, 1280)
 
 
-def test_grader_is_cached_reused_and_named_in_every_output(split_set, tmp_path, capsys, monkeypatch):
+def test_grader_is_cached_reused_and_named_in_every_output(split_set, tmp_path, capsys, cli_error, monkeypatch):
     monkeypatch.setenv("RETINA_CACHE", str(tmp_path / "cache"))
     first, second, third = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     main(["render", "train", "--data", str(split_set), "--out", str(first), "--steps", "1", *TINY])
@@ -132,12 +122,12 @@ def test_grader_is_cached_reused_and_named_in_every_output(split_set, tmp_path, 
     assert torch.equal(a.tensors["space.mean"], b.tensors["space.mean"])
     assert torch.equal(a.tensors["space.mean"], c.tensors["space.mean"])
     assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
-    message = _error(["render", "train", "--data", str(split_set), "--out", str(tmp_path / "d"), *TINY,
-                      "--grader", "effnet-lite0", "--grader-ckpt", str(cached[0])], capsys)
+    message = cli_error(["render", "train", "--data", str(split_set), "--out", str(tmp_path / "d"), *TINY,
+                      "--grader", "effnet-lite0", "--grader-ckpt", str(cached[0])])
     assert "conflicts with --grader-ckpt" in message
 
 
-def test_perceptual_loss_changes_the_generator_step(phantom, tmp_path, capsys):
+def test_perceptual_loss_changes_the_generator_step(phantom, tmp_path, capsys, cli_error):
     runs = {}
     for net in ("effnet-lite0", "none"):
         runs[net] = tmp_path / net
@@ -158,25 +148,24 @@ def test_perceptual_loss_changes_the_generator_step(phantom, tmp_path, capsys):
     main(["render", "train", "--data", str(phantom), "--out", str(auto), "--steps", "1", *BASE])
     assert "perceptual loss: effnet-lite0 (no VGG-19 weights" in capsys.readouterr().out
     assert Checkpoint(auto).config["perceptual"] == "effnet-lite0"
-    assert "weights 'vgg19' not found" in _error(["render", "train", "--data", str(phantom), "--out",
-                                                   str(tmp_path / "v"), *BASE, "--perceptual", "vgg19"], capsys)
-    assert "contradicts" in _error(["render", "train", "--data", str(phantom), "--out", str(tmp_path / "w"), *TINY,
-                                    "--perceptual", "vgg19"], capsys)
+    assert "weights 'vgg19' not found" in cli_error(["render", "train", "--data", str(phantom), "--out",
+                                                   str(tmp_path / "v"), *BASE, "--perceptual", "vgg19"])
+    assert "contradicts" in cli_error(["render", "train", "--data", str(phantom), "--out", str(tmp_path / "w"), *TINY,
+                                    "--perceptual", "vgg19"])
 
 
-def test_fine_stage_needs_init_or_from_scratch_and_init_conflicts_are_refused(phantom, tmp_path, capsys):
+def test_fine_stage_needs_init_or_from_scratch_and_init_conflicts_are_refused(phantom, tmp_path, cli_error):
     base = ["render", "train", "--data", str(phantom), "--res", "32", "--batch", "4", "--device", "cpu",
             "--grader", "tiny", "--grader-steps", "2", "--no-perceptual", "--steps", "1"]
-    message = _error([*base, "--out", str(tmp_path / "f"), "--width", "8"], capsys)
+    message = cli_error([*base, "--out", str(tmp_path / "f"), "--width", "8"])
     assert "--stage fine starts from a coarse run" in message and "--from-scratch" in message
     assert not (tmp_path / "f").exists()
     coarse = tmp_path / "coarse"
     main([*base, "--out", str(coarse), "--width", "8", "--stage", "coarse"])
-    message = _error([*base, "--out", str(tmp_path / "g"), "--init", str(coarse), "--width", "16",
-                      "--upsample", "transpose"], capsys)
+    message = cli_error([*base, "--out", str(tmp_path / "g"), "--init", str(coarse), "--width", "16",
+                      "--upsample", "transpose"])
     assert "--width (16 here, 8 in the coarse run)" in message and "--upsample (transpose here, resize" in message
     assert not (tmp_path / "g").exists()
-    assert "contradict" in _error([*base, "--out", str(tmp_path / "h"), "--init", str(coarse), "--from-scratch"],
-                                  capsys)
+    assert "contradict" in cli_error([*base, "--out", str(tmp_path / "h"), "--init", str(coarse), "--from-scratch"])
     main([*base, "--out", str(tmp_path / "fine"), "--init", str(coarse), "--width", "8"])  # agreeing: fine
     assert Checkpoint(tmp_path / "fine").config["width"] == 8
