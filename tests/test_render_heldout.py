@@ -80,6 +80,11 @@ def test_grader_stops_early_and_keeps_its_best_weights():
     assert 0 <= report["val_accuracy"] <= 1 and report["val_images"] == 10
     best = max(report["curve"], key=lambda c: c["accuracy"])
     assert report["val_accuracy"] == best["accuracy"]
+    # a perfect val accuracy cannot improve: it stops there
+    one_grade = [{"image": images[:10], "grade": torch.full((10,), 3)}]
+    report = train_grader(build_grader("tiny"), one_grade, one_grade, steps=500, eval_every=2, patience=3, lr=1e-2,
+                          device=torch.device("cpu"))
+    assert report["stopped"] == "perfect" and report["val_accuracy"] == 1.0 and report["steps"] < 500
 
 
 def test_quadratic_kappa_and_gaussian_separation():

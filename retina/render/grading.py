@@ -98,10 +98,12 @@ def quadratic_kappa(truth: list[int], predicted: list[int]) -> float | None:
     (one grade only in both)."""
     import warnings
 
+    from sklearn.exceptions import UndefinedMetricWarning
     from sklearn.metrics import cohen_kappa_score
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # one grade only: None below
         value = float(cohen_kappa_score(truth, predicted, labels=list(range(NUM_GRADES)), weights="quadratic"))
     return None if value != value else value
 
@@ -129,7 +131,7 @@ def evaluate_grader(grader: Grader, loader, device: torch.device) -> dict[str, f
 def train_grader(grader: Grader, train_loader, val_loader, steps: int, eval_every: int, patience: int, lr: float,
                  device: torch.device, bar=None) -> dict:
     """Cross-entropy on the graded training images until the val accuracy has not improved for ``patience``
-    checks (every ``eval_every`` steps) or ``steps`` are done; the weights of the best check are kept.
+    checks (every ``eval_every`` steps), reaches 1, or ``steps`` are done; the weights of the best check are kept.
     ``val_loader`` None: no held-out grades, it trains to the cap. Returns what happened (for logs/metadata)."""
     import copy
 
@@ -161,6 +163,9 @@ def train_grader(grader: Grader, train_loader, val_loader, steps: int, eval_ever
                 if result["accuracy"] > best["accuracy"]:
                     best, checks_without_gain = {"step": step, **result}, 0
                     best_state = copy.deepcopy(grader.state_dict())
+                    if result["accuracy"] >= 1.0:  # nothing left to improve on
+                        stopped = "perfect"
+                        break
                 else:
                     checks_without_gain += 1
                     if checks_without_gain >= patience:
