@@ -156,7 +156,7 @@ def test_render_and_aae_train_on_train_rows_only(sets, tmp_path):
     render = tmp_path / "render"
     main(["render", "train", "--data", str(sets["poisoned"]), "--out", str(render), "--steps", "2", "--every", "2",
           "--res", "32", "--width", "8", "--batch", "4", "--device", "cpu", "--grader", "tiny", "--grader-steps", "1",
-          "--no-perceptual"])
+          "--no-perceptual", "--stage", "coarse"])
     _check_fingerprint(render, sets["split"], Checkpoint(render / "last.safetensors").config)
     aae = tmp_path / "aae"
     main(["layout", "train-aae", "--data", str(sets["poisoned"]), "--res", "16", "--kimg", "0.016", "--batch", "8",
