@@ -63,6 +63,8 @@ RULES: dict[str, NumberRule] = {
     "--steps": POSITIVE_COUNT,
     "--g-steps": POSITIVE_COUNT,
     "--grader-steps": NON_NEGATIVE,
+    "--grader-patience": POSITIVE_COUNT,
+    "--val-images": POSITIVE_COUNT,
     "--epochs": POSITIVE_COUNT,
     "--pretrain-epochs": NON_NEGATIVE,
     "--finetune-epochs": POSITIVE_COUNT,

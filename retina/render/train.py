@@ -338,7 +338,8 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
         opt_g.load_state_dict(previous.state["opt_g"])
         opt_d.load_state_dict(previous.state["opt_d"])
         set_rng_state(previous.state["rng"])
-        step, best = int(previous.state["step"]), float(previous.state["best"])
+        saved_best = previous.state["best"]  # None: nothing selected yet (strict JSON has no Infinity)
+        step, best = int(previous.state["step"]), math.inf if saved_best is None else float(saved_best)
 
     perceptual, perceptual_reason = build_perceptual(config.perceptual, weights_dir)
     config.perceptual = perceptual.name if perceptual is not None else "none"
@@ -424,8 +425,8 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
                    **module_tensors("d", discriminator)}
         if space is not None:
             tensors.update(module_tensors("space", space))
-        state = {"step": step, "best": best, "stage": config.stage, "opt_g": opt_g.state_dict(),
-                 "opt_d": opt_d.state_dict(), "rng": rng_state(),
+        state = {"step": step, "best": best if math.isfinite(best) else None, "stage": config.stage,
+                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "rng": rng_state(),
                  "selection": selection.metric if selection is not None else "latest", "best_step": best_step}
         run.save(name, tensors, run_config, state)
 
