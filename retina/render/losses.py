@@ -1,7 +1,9 @@
 """Renderer losses (DR-GAN eq. 1): adversarial, feature matching, VGG-19 perceptual, focal grade loss.
 
 Adversarial: least squares (LSGAN), as in pix2pixHD, the implementation DR-GAN builds on [28]; the paper
-writes the log-likelihood form. Feature matching: mean absolute difference over every layer of every
+writes the log-likelihood form. SPADE (Park et al. 2019, NVlabs' ``GANLoss('hinge')``) uses the hinge loss:
+D minimises mean(relu(1 - D(real))) + mean(relu(1 + D(fake))), G minimises -mean(D(fake)); each term is
+averaged over the discriminators, scores being patch maps or per-image scores alike. Feature matching: mean absolute difference over every layer of every
 discriminator (pix2pixHD). Perceptual: L1 between VGG-19 features (relu1_1 ... relu5_1, pix2pixHD's
 weights 1/32 ... 1) of real and fake; it needs ImageNet weights, and without them it refuses to run —
 a perceptual loss on a random VGG would be meaningless.
@@ -20,8 +22,17 @@ from retina.common.imagenet import imagenet_normalise
 from retina.render.discriminator import DOutput
 
 
-def adversarial_loss(outputs: list[DOutput], real: bool) -> torch.Tensor:
-    """LSGAN: mean over discriminators of (score - 1)^2 for real targets, score^2 for fake."""
+def adversarial_loss(outputs: list[DOutput], real: bool, form: str = "lsgan", for_discriminator: bool = True
+                     ) -> torch.Tensor:
+    """Mean over discriminators. LSGAN: (score - 1)^2 for real targets, score^2 for fake (the same for D and G).
+    Hinge: D's relu(1 - score) on reals, relu(1 + score) on fakes; G's -score (``real`` must be True)."""
+    if form == "hinge":
+        if not for_discriminator:
+            if not real:
+                raise ValueError("the generator's hinge loss aims for real")
+            return -sum(o.score.float().mean() for o in outputs) / len(outputs)
+        sign = -1.0 if real else 1.0
+        return sum(F.relu(1 + sign * o.score.float()).mean() for o in outputs) / len(outputs)
     target = 1.0 if real else 0.0
     return sum(F.mse_loss(o.score, torch.full_like(o.score, target)) for o in outputs) / len(outputs)
 

@@ -38,16 +38,17 @@ def build_generator(config: RenderConfig, grading_dim: int) -> nn.Module:
     """The generator a config describes (``grading_dim`` 0: no adaptive grading manipulation)."""
     channels = len(config.channels)
     if config.arch == "spade":
-        from retina.render.spade import SPADEGenerator
+        from retina.render.spade import build_spade
 
-        return SPADEGenerator(channels, config.res, config.width, config.spade_z_dim)
+        return build_spade(config)
     from retina.render.drgan import DRGANGenerator
 
     return DRGANGenerator(
         channels, config.width, fine=config.stage == "fine", residual_blocks=config.residual_blocks,
         sca=config.sca, sca_reduction=config.sca_reduction, sca_max_grid=config.sca_max_grid,
         grading_dim=grading_dim, style_dim=config.style_dim, mapping_layers=config.mapping_layers,
-        upsample=config.upsample,
+        upsample=config.upsample, synthesis_order=config.synthesis_order,
+        sca_channel_energy=config.sca_channel_energy,
     )
 
 
