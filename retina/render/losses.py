@@ -3,10 +3,11 @@
 Adversarial: least squares (LSGAN), as in pix2pixHD, the implementation DR-GAN builds on [28]; the paper
 writes the log-likelihood form. SPADE (Park et al. 2019, NVlabs' ``GANLoss('hinge')``) uses the hinge loss:
 D minimises mean(relu(1 - D(real))) + mean(relu(1 + D(fake))), G minimises -mean(D(fake)); each term is
-averaged over the discriminators, scores being patch maps or per-image scores alike. Feature matching: mean absolute difference over every layer of every
-discriminator (pix2pixHD). Perceptual: L1 between VGG-19 features (relu1_1 ... relu5_1, pix2pixHD's
-weights 1/32 ... 1) of real and fake; it needs ImageNet weights, and without them it refuses to run —
-a perceptual loss on a random VGG would be meaningless.
+averaged over the discriminators, scores being patch maps or per-image scores alike.
+Feature matching: mean absolute difference over every layer of every discriminator (pix2pixHD).
+Perceptual: L1 between VGG-19 features (relu1_1 ... relu5_1, pix2pixHD's weights 1/32 ... 1) of real and
+fake; it needs ImageNet weights, and without them it refuses to run — a perceptual loss on a random VGG
+would be meaningless.
 """
 
 from __future__ import annotations
