@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from retina.common.checkpoint import Checkpoint, load_module
 from retina.common.compile import compile_module
@@ -114,7 +115,8 @@ class NetworkRenderer:
             if grades.min() < 0 or grades.max() > 4:
                 raise RetinaError(f"grade {int(grades.max() if grades.max() > 4 else grades.min())} is outside 0-4")
             grading = self.space.sample(grades, generators)
-        with self._autocast():
+        # spectral norm (SPADE): W / sigma(W) computed once per call instead of once per conv application
+        with self._autocast(), parametrize.cached():
             images, _ = self.forward(masks, grading, generators)
         return images.float().clamp(-1, 1).contiguous()
 

@@ -24,6 +24,16 @@ def render_train(
     upsample: str = typer.Option("resize", "--upsample", help="drgan x2 upsampling: resize (bilinear + conv, "
                                                               "no checkerboard) or transpose (the paper's)."),
     no_sca: bool = typer.Option(False, "--no-sca", help="Ablation: no spatial/channel attention."),
+    vae: bool = typer.Option(False, "--vae", help="spade: image encoder + KL (lambda 0.05), z into the first layer "
+                                                  "for multimodal synthesis (Park et al.); default: deterministic, "
+                                                  "the downsampled masks into the first layer (NVlabs' default)."),
+    gan_loss: str = typer.Option("", "--gan-loss", help="Adversarial loss: lsgan or hinge (default: drgan lsgan, "
+                                                        "spade hinge as NVlabs)."),
+    discriminator: str = typer.Option("", "--discriminator", help="drgan (3 scales, global pooling, grade head) or "
+                                                                  "patchgan (pix2pixHD/SPADE: 2 scales, spectral "
+                                                                  "norm, patch maps); default: the arch's own."),
+    spade_norm: str = typer.Option("instance", "--spade-norm", help="spade: parameter-free norm inside SPADE, "
+                                                                    "instance (ours) or batch (NVlabs' sync BN)."),
     no_agm: bool = typer.Option(False, "--no-agm", help="Ablation: no adaptive grading manipulation."),
     no_lesion_masks: bool = typer.Option(False, "--no-lesion-masks", help="Ablation: vessels, od, fov only."),
     no_perceptual: bool = typer.Option(False, "--no-perceptual", help="Ablation: no VGG-19 perceptual loss."),
@@ -50,7 +60,8 @@ def render_train(
     config = RenderConfig(
         arch=arch, res=res, width=width, stage=stage if arch == "drgan" else "fine", sca=not no_sca,
         agm=not no_agm, lesion_masks=not no_lesion_masks, perceptual=not no_perceptual, cls=not no_cls,
-        grader_arch=grader, grader_steps=grader_steps, batch=batch, upsample=upsample,
+        grader_arch=grader, grader_steps=grader_steps, batch=batch, upsample=upsample, spade_vae=vae,
+        adversarial=gan_loss, discriminator=discriminator, spade_norm=spade_norm,
         steps=steps_for(kimg, steps, run_batch, 0 if resume is not None else 10000),
         amp=amp, channels_last=channels_last, sample_every=every, checkpoint_every=every, seed=seed,
     )
