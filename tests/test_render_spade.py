@@ -145,3 +145,26 @@ def test_vae_training_run_logs_kl_and_renders(phantom, tmp_path):
     assert renderer.config.spade_vae and renderer.config.adversarial == "hinge"
     images = renderer.render(torch.zeros(2, len(renderer.channels), 32, 32), None, [0, 1])
     assert images.shape == (2, 3, 32, 32) and not torch.allclose(images[0], images[1])  # z from each seed
+
+
+def test_inference_preparation_bakes_spectral_norm_and_bf16_weights():
+    from retina.render.model import prepare_for_inference
+
+    torch.manual_seed(0)
+    g = SPADEGenerator(4, 32, 8).eval()
+    masks = (torch.rand(2, 4, 32, 32) > 0.8).float()
+
+    def twin() -> SPADEGenerator:  # not a deepcopy: copies share their parametrized classes (see the docstring)
+        other = SPADEGenerator(4, 32, 8).eval()
+        other.load_state_dict(g.state_dict())
+        return other
+
+    with torch.no_grad():
+        expected = g(masks)[0]
+        baked = prepare_for_inference(twin())
+        assert not any(torch.nn.utils.parametrize.is_parametrized(m) for m in baked.modules())
+        assert torch.allclose(baked(masks)[0], expected, atol=1e-5)
+        half = prepare_for_inference(twin(), bf16=True)
+        assert half.blocks[0].conv_0.weight.dtype == torch.bfloat16
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert (half(masks)[0].float() - expected).abs().mean() < 0.05

@@ -53,6 +53,23 @@ def build_generator(config: RenderConfig, grading_dim: int) -> nn.Module:
     )
 
 
+def prepare_for_inference(generator: nn.Module, bf16: bool = False) -> nn.Module:
+    """Bake spectral norm into plain weights (W / sigma(W) as eval mode computes it, once instead of per call)
+    and, for bf16, store the conv and linear weights in bf16 so that autocast does not re-cast every weight on
+    every call (measured: a quarter of SPADE's bf16 time on CPU). Norm layers keep float32 statistics.
+    In place. Not for a ``copy.deepcopy`` whose original stays in use: torch gives a module and its deep copies
+    one parametrized class, and removing the parametrization from one removes it from the class of all."""
+    for module in list(generator.modules()):
+        if parametrize.is_parametrized(module):
+            for name in list(module.parametrizations):
+                parametrize.remove_parametrizations(module, name, leave_parametrized=True)
+    if bf16:
+        for module in generator.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+                module.to(torch.bfloat16)
+    return generator
+
+
 def build_space(config: RenderConfig, grading_dim: int) -> GradingSpace | None:
     if not grading_dim:
         return None
@@ -73,7 +90,7 @@ class NetworkRenderer:
         self.device = torch.device(device)
         self.amp = amp
         self.channels_last = channels_last
-        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.generator = prepare_for_inference(generator.to(self.device).eval().requires_grad_(False), amp)
         if channels_last:
             self.generator = self.generator.to(memory_format=torch.channels_last)
         self.forward = compile_module(self.generator, compile)
@@ -115,8 +132,7 @@ class NetworkRenderer:
             if grades.min() < 0 or grades.max() > 4:
                 raise RetinaError(f"grade {int(grades.max() if grades.max() > 4 else grades.min())} is outside 0-4")
             grading = self.space.sample(grades, generators)
-        # spectral norm (SPADE): W / sigma(W) computed once per call instead of once per conv application
-        with self._autocast(), parametrize.cached():
+        with self._autocast():
             images, _ = self.forward(masks, grading, generators)
         return images.float().clamp(-1, 1).contiguous()
 

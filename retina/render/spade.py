@@ -138,7 +138,7 @@ class SPADEGenerator(nn.Module):
             return torch.randn(batch, self.z_dim, device=like.device)
         return torch.stack([torch.randn(self.z_dim, generator=g, device=like.device) for g in generators])
 
-    def encode(self, images: torch.Tensor, generators: list[torch.Generator] | None = None
+    def encode_z(self, images: torch.Tensor, generators: list[torch.Generator] | None = None
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """The encoder's reparameterised z for ``images`` and its KL divergence from N(0, I) (``vae`` only)."""
         mu, logvar = self.encoder(images)
@@ -155,7 +155,7 @@ class SPADEGenerator(nn.Module):
         kld = None
         if self.vae:
             if real is not None:
-                z, kld = self.encode(real, generators)
+                z, kld = self.encode_z(real, generators)
             elif z is None:
                 z = self.sample_z(batch, masks, generators)
             x = self.fc(z.to(masks.dtype)).view(batch, 16 * self.nf, self.start, self.start)
