@@ -346,7 +346,8 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="", help="comma-separated texts: run only items whose label contains one")
+    parser.add_argument("--only", default="", help="comma-separated texts: run only items whose label contains one "
+                                                   "(a text ending in $: whose label is exactly it)")
     parser.add_argument("--item", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(Path(__file__).parent / f"results-{_dt.date.today()}.json"))
     parser.add_argument("--rounds", type=int, default=1, help="run the plan this many times in turn; medians")
@@ -360,8 +361,11 @@ def main() -> None:
         return
     results = {"date": str(_dt.date.today()), "machine": machine(), "width": WIDTH, "rounds": options.rounds,
                "items": {}}
-    plan = [(label, args) for label, args in items(options.quick)
-            if not options.only or any(text in label for text in options.only.split(","))]
+    def wanted(label: str) -> bool:
+        texts = options.only.split(",")
+        return not options.only or any(label == t[:-1] if t.endswith("$") else t in label for t in texts)
+
+    plan = [(label, args) for label, args in items(options.quick) if wanted(label)]
     rounds: dict[str, list[dict]] = {label: [] for label, _ in plan}
     for round_ in range(options.rounds):
         for label, args in plan:
