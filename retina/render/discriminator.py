@@ -54,11 +54,11 @@ class ScaleDiscriminator(nn.Module):
 
 
 class MultiScaleDiscriminator(nn.Module):
-    def __init__(self, mask_channels: int, width: int = 64, num_scales: int = 3, layers: int = 4):
+    def __init__(self, mask_channels: int, width: int = 64, num_scales: int = 3, layers: int = 4,
+                 scale_discriminator: type[nn.Module] | None = None):
         super().__init__()
-        self.discriminators = nn.ModuleList(
-            ScaleDiscriminator(mask_channels + 3, width, layers) for _ in range(num_scales)
-        )
+        kind = scale_discriminator or ScaleDiscriminator
+        self.discriminators = nn.ModuleList(kind(mask_channels + 3, width, layers) for _ in range(num_scales))
 
     def forward(self, masks: torch.Tensor, images: torch.Tensor) -> list[DOutput]:
         x = torch.cat([masks, images], dim=1)
@@ -96,21 +96,11 @@ class PatchDiscriminator(nn.Module):
         return DOutput(features, self.score(x), None)
 
 
-class MultiScalePatchDiscriminator(nn.Module):
-    def __init__(self, mask_channels: int, width: int = 64, num_scales: int = 2, layers: int = 4):
-        super().__init__()
-        self.discriminators = nn.ModuleList(
-            PatchDiscriminator(mask_channels + 3, width, layers) for _ in range(num_scales)
-        )
+class MultiScalePatchDiscriminator(MultiScaleDiscriminator):
+    """NVlabs' ``MultiscaleDiscriminator``: PatchGANs on the full and 3x3-average-pooled inputs."""
 
-    def forward(self, masks: torch.Tensor, images: torch.Tensor) -> list[DOutput]:
-        x = torch.cat([masks, images], dim=1)
-        outputs = []
-        for i, discriminator in enumerate(self.discriminators):
-            if i:
-                x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
-            outputs.append(discriminator(x))
-        return outputs
+    def __init__(self, mask_channels: int, width: int = 64, num_scales: int = 2, layers: int = 4):
+        super().__init__(mask_channels, width, num_scales, layers, PatchDiscriminator)
 
 
 def build_discriminator(config) -> nn.Module:

@@ -15,8 +15,11 @@ Each branch's attended features pass through one more conv and are added to the 
 the weights start at 0, so at initialisation the module is the identity and training lets attention in
 gradually (as in SAGAN/DANet).
 
-Memory (measured, CPU fp32 inference, batch 1, DR-GAN at width 64; benchmarks/render_memory.py --sca):
-see README "SCA memory". Spatial attention FLOPs still grow as (H*W)^2: 2 (H*W)^2 (C/d + C).
+Memory (benchmarks/sca_memory.py; CPU, fp32, inference, batch 1, DR-GAN at width 64): see
+benchmarks/README.md "SCA memory": tens of MB at every scale of a 512 px and a 1024 px render, where the full
+map would take up to 1 GiB (512 px) and 16 GiB (1024 px). Time still grows as (H*W)^2: the exact spatial
+attention costs 2 (H*W)^2 * 2C FLOPs (q and k zero-padded to C, below), 2.2 TFLOP per image at the finest
+scale of a 1024 px render.
 
 ``max_grid`` > 0 restores the pre-issue-13 behaviour (attention on an average-pooled grid of at most
 max_grid x max_grid positions, upsampled back) and ``channel_energy="mean"`` the old energy divided by N;
