@@ -200,7 +200,8 @@ def _train(data, out, config, device, context, init, resume, weights_dir) -> Pat
         if coarse.res != config.res:
             raise RetinaError(f"{source.path}: trained for --res {coarse.res}, not {config.res}; use the same --res")
         for key in ("width", "channels", "sca", "agm", "residual_blocks", "grader_arch", "covariance",
-                    "covariance_rank", "style_dim", "mapping_layers", "lesion_masks", "upsample"):
+                    "covariance_rank", "style_dim", "mapping_layers", "lesion_masks", "upsample",
+                    "synthesis_order", "sca_max_grid", "sca_channel_energy"):
             setattr(config, key, getattr(coarse, key))
     elif previous is None:
         config.channels = choose_channels(index, config)
