@@ -168,3 +168,16 @@ def test_inference_preparation_bakes_spectral_norm_and_bf16_weights():
         assert half.blocks[0].conv_0.weight.dtype == torch.bfloat16
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert (half(masks)[0].float() - expected).abs().mean() < 0.05
+
+
+def test_bad_render_options_name_the_option():
+    from retina.common.errors import RetinaError
+
+    with pytest.raises(RetinaError, match="--gan-loss wgan"):
+        RenderConfig(adversarial="wgan")
+    with pytest.raises(RetinaError, match="--discriminator"):
+        RenderConfig(discriminator="global")
+    with pytest.raises(RetinaError, match="--vae"):
+        RenderConfig(arch="drgan", spade_vae=True)
+    with pytest.raises(RetinaError, match="--spade-norm"):
+        RenderConfig(arch="spade", spade_norm="group")
