@@ -117,7 +117,7 @@ def bench_render(arch: str, res: int, precision: str, repeats: int, batch: int =
     start = time.perf_counter()
     run()  # the first call pays any compilation
     first = time.perf_counter() - start
-    with torch.inference_mode():
+    with torch.inference_mode(), _precision_context(precision):
         flops = _forward_flops(lambda: forward(masks)) if variant != "compile" else 0.0
     seconds = _timed(run, repeats)
     return {"images_per_s": batch / seconds, "first_call_s": first, "gflop_per_image": flops / batch / 1e9,
