@@ -281,3 +281,21 @@ def test_cli_weights_list_and_unknown_fetch(isolated_weights, capsys):
     with pytest.raises(SystemExit) as done:
         main(["weights", "fetch", "nonsense"])
     assert done.value.code == 2 and "unknown weights 'nonsense'" in capsys.readouterr().err
+
+
+def test_cli_fidelity_against_one_split_of_the_real_set(phantoms, tmp_path, capsys):
+    from retina.cli import main
+
+    real, fake = phantoms  # the 6 real phantoms' splits: train, train, val, train, train, val
+    out = tmp_path / "val-only.json"
+    main(["eval", "fidelity", "--real", str(real), "--fake", str(fake), "--metrics", "swd", "--res", "32",
+          "--real-split", "val", "--device", "cpu", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert report["real_split"] == "val" and report["n_real"] == 2 and report["n_fake"] == 6
+    assert "fidelity of 6 generated vs 2 real" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "fidelity", "--real", str(real), "--fake", str(fake), "--real-split", "test"])
+    assert done.value.code == 2 and "no rows with split=test" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "fidelity", "--real", str(real), "--fake", str(fake), "--real-split", "holdout"])
+    assert done.value.code == 2 and "--real-split holdout" in capsys.readouterr().err

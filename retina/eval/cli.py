@@ -61,11 +61,14 @@ def fidelity(
     num_workers: int = typer.Option(0, "--num-workers", min=0, help="Image-decoding workers for feature extraction."),
     pairs: int = typer.Option(100, "--pairs", min=1, help="Random image pairs for the diversity scores."),
     max_images: int | None = typer.Option(None, "--max-images", min=2, help="Use at most this many images per set."),
+    real_split: str | None = typer.Option(None, "--real-split", help="Compare against only these rows of --real "
+                                          "(train, val or test; e.g. test: photographs no generator trained on)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """FD/KD on EfficientNet-Lite0 (offline), FID/KID (clean-fid Inception), SWD, MS-SSIM and LPIPS diversity."""
     import json
 
+    from retina.common.errors import RetinaError
     from retina.common.imageio import write_text_atomic
     from retina.common.progress import summary
     from retina.eval.fidelity import FidelityOptions, evaluate_fidelity, parse_metrics
@@ -73,7 +76,10 @@ def fidelity(
     options = FidelityOptions(
         metrics=parse_metrics(metrics, weights_dir), per_grade=per_grade, res=res, weights_dir=weights_dir,
         device=device, batch_size=batch_size, num_workers=num_workers, pairs=pairs, seed=seed, max_images=max_images,
+        real_split=real_split,
     )
+    if real_split is not None and real_split not in ("train", "val", "test"):
+        raise RetinaError(f"--real-split {real_split}: choose train, val or test")
     report = evaluate_fidelity(real, fake, options)
     print_fidelity_table(report)
     if out is not None:

@@ -42,6 +42,7 @@ class FidelityOptions:
     pairs: int = 100  # random pairs for the diversity scores
     seed: int = 0
     max_images: int | None = None  # per set, the first ones in labels.csv order
+    real_split: str | None = None  # only these rows of the real set (e.g. "test": images no generator saw)
     lpips_random_backbone: bool = False  # tests only: the output is then named as not a real LPIPS
     extractors: dict[str, FeatureExtractor] = field(default_factory=dict)  # kind -> extractor override (tests)
     progress: bool = True
@@ -104,7 +105,10 @@ def evaluate_fidelity(real_dir: str | Path, fake_dir: str | Path, options: Fidel
         data.require_images("fidelity metrics")
         if options.per_grade:
             data.require_grades("--per-grade")
-    real = real_data.samples[: options.max_images]
+    real = [s for s in real_data.samples if options.real_split in (None, s.split)][: options.max_images]
+    if not real:
+        raise RetinaError(f"{real_data.root}/labels.csv: no rows with split={options.real_split}; make a split with "
+                          "`retina data split` or leave --real-split out")
     fake = fake_data.samples[: options.max_images]
     groups = _groups(real, fake, options.per_grade)
     results: dict[str, dict[str, float]] = {group: {} for group in groups}
@@ -175,6 +179,7 @@ def evaluate_fidelity(real_dir: str | Path, fake_dir: str | Path, options: Fidel
             grade_mean[name] = float(np.mean([results[g][name] for g in grade_groups]))
     return {
         "real": str(real_data.root),
+        "real_split": options.real_split or "all rows",
         "fake": str(fake_data.root),
         "n_real": len(real),
         "n_fake": len(fake),
