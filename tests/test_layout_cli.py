@@ -209,6 +209,8 @@ def test_run_has_tensorboard_events_and_plots(run, tmp_path, capsys):
     assert [e.step for e in losses][:len(logged)] == [r["nimg"] for r in logged]
     assert losses[0].value == pytest.approx(logged[0]["loss_g"])
     assert "ada_p" in events.Tags()["scalars"] and "layout_score" in events.Tags()["scalars"]
+    assert events.Tags()["images"] == ["samples"]
+    assert {12, 24} <= {e.step for e in events.Images("samples")}  # a grid per snapshot (later tests resume the run)
     main(["runs", "plot", str(run), "--out", str(tmp_path / "curves.png")])
     assert "curves of" in capsys.readouterr().out
     from PIL import Image

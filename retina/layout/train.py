@@ -424,7 +424,9 @@ class LayoutTrainer:
         probabilities = torch.sigmoid(self.G_ema(z, torch.tensor(grades, device=self.device), generators).float())
         masks = expand_channels((probabilities >= 0.5).cpu().numpy(), tuple(self.config.generator.channels))
         path = self.run.samples / f"kimg{self.cur_nimg / 1000:08.3f}.png"
-        write_png(path, preview_grid(masks, grades, per_row=6))
+        grid = preview_grid(masks, grades, per_row=6)
+        write_png(path, grid)
+        self.run.add_image("samples", grid, self.cur_nimg)  # the same grid in TensorBoard
         return path
 
     def snapshot(self) -> dict:

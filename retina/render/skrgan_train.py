@@ -103,7 +103,9 @@ def train_skrgan(config: SkrGANTrainConfig, out: str | Path, resume: bool = Fals
         state = {"optim_g": optim_g.state_dict(), "optim_d": optim_d.state_dict(), "images_seen": images_seen,
                  "step": step, "rng": rng_state()}
         run.save("last", model.tensors(), {**model.checkpoint_config(), "training": asdict(config)}, state)
-        write_png(run.samples / f"{images_seen:08d}img.png", _preview(model, config.stage, sketches))
+        preview = _preview(model, config.stage, sketches)
+        write_png(run.samples / f"{images_seen:08d}img.png", preview)
+        run.add_image("samples", preview, images_seen)
 
     total = int(config.kimg * 1000)
     record: dict[str, float] = {}

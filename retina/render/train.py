@@ -534,7 +534,9 @@ def _train(data, out, config, device, context, init, resume, weights_dir, grader
                     from torchvision.utils import make_grid
 
                     picture = make_grid(grid, nrow=3, padding=1).clamp(0, 1).permute(1, 2, 0).numpy()
-                    write_png(run.samples / f"{config.stage}_{step:07d}.png", (picture * 255).round().astype(np.uint8))
+                    picture = (picture * 255).round().astype(np.uint8)
+                    write_png(run.samples / f"{config.stage}_{step:07d}.png", picture)
+                    run.add_image(f"samples/{config.stage}", picture, step)  # masks | real | render, in TensorBoard
                 if improved:
                     best_step = step
                 if selection is not None and improved:
