@@ -16,13 +16,14 @@ def read_log(run: str | Path) -> list[dict]:
     if not path.is_file():
         raise RetinaError(f"{path}: not found; RUN must be a training run folder (it has log.jsonl)")
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            if number == len(path.read_text(encoding="utf-8").splitlines()):
+            if number == len(lines):
                 continue  # a run killed mid-write leaves a torn last line: skip it
             raise RetinaError(f"{path}:{number}: not JSON; the log is damaged") from None
     return records

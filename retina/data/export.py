@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,6 @@ FORMATS = ("nnunet", "monai", "labelmap")
 # Painting order of the label map: class i + 1 is LABELMAP_ORDER[i]; 0 is outside the field of view.
 LABELMAP_ORDER = ("fov", "vessels", "od", "fp", "laser", "nv", "se", "ex", "he", "ma")
 LONG_NAMES = {c.name: c.long_name for c in CHANNELS}
-
-
-def _staged(out: Path, overwrite: bool) -> AbstractContextManager[Path]:
-    """A folder ``OUT.partial`` that becomes ``OUT`` only when the block completes (the shared output guard:
-    checked, locked, removed on error or signal)."""
-    return staged_folder(out, overwrite)
 
 
 def export_channels(data: CanonicalDataset, channels: list[str] | None) -> list[str]:
@@ -102,7 +95,7 @@ def export_dataset(source: str | Path, out: str | Path, fmt: str, *, channels: l
         chosen = tuple(c for c in LABELMAP_ORDER if c in data.channels)
     counts = {"train": 0, "val": 0, "test": 0}
     entries: dict[str, list[dict[str, Any]]] = {"training": [], "validation": [], "test": []}
-    with _staged(out, overwrite) as root, progress_bar(len(data), f"export {fmt}", enabled=show_progress) as bar:
+    with staged_folder(out, overwrite) as root, progress_bar(len(data), f"export {fmt}", enabled=show_progress) as bar:
         for sample in data.samples:
             counts[sample.split] = counts.get(sample.split, 0) + 1
             masks = data.load_masks(sample.name, chosen)
