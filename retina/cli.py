@@ -61,8 +61,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with interrupt.handled():
             from retina.common.config_file import expand_config
+            from retina.common.vocabulary import install_aliases
 
-            command = install_number_checks(typer.main.get_command(app))
+            command = install_aliases(install_number_checks(typer.main.get_command(app)))
             argv = expand_config(sys.argv[1:] if argv is None else list(argv), command)
             try:
                 code = command.main(args=argv, prog_name="retina", standalone_mode=False)

@@ -1,7 +1,7 @@
 """The Python API of retina: a layout model and a renderer joined into one label-then-image pipeline.
 
 >>> from retina import Pipeline
->>> pipe = Pipeline.load()                        # the procedural prior and renderer (shipped models when present)
+>>> pipe = Pipeline.load()                        # the shipped models ("procedural", "procedural": the phantom)
 >>> batch = pipe.generate(grades=[4] * 8, seed=0)  # images, mask stacks, grades, seeds and provenance, in memory
 >>> pipe.save(batch, "synthetic/")                 # the canonical format every retina command reads
 
@@ -82,17 +82,19 @@ class Pipeline:
              amp: bool = False, channels_last: bool = True, compile: bool = False, truncation: float = 1.0,
              post_process: bool = True, vessels: str = "gan", vessels_checkpoint: str | Path | None = None
              ) -> Pipeline:
-        """``layout`` / ``renderer``: a checkpoint (file or run folder), or None / ``"procedural"`` for the
-        procedural prior and renderer. ``vessels``: ``gan`` (the layout's own), ``aae`` (a vessel AAE in
+        """``layout`` / ``renderer``: ``None`` or ``"shipped"`` for the models packaged with retina (the procedural
+        ones where the package has none), ``"procedural"`` for the procedural prior and renderer, or a checkpoint
+        (file or run folder). ``vessels``: ``gan`` (the layout's own), ``aae`` (a vessel AAE in
         ``vessels_checkpoint`` redraws them) or ``sketch``: SkrGAN, whose sketch generator (``vessels_checkpoint``)
         takes the layout model's place and whose colour renderer must be ``renderer``."""
         from retina.common.device import resolve_device
         from retina.layout.model import load_layout_model
         from retina.render.infer import open_renderer
+        from retina.shipped import resolve_model
 
         device_ = resolve_device(device)
-        layout_ckpt = None if layout in (None, "procedural") else Path(layout)
-        render_ckpt = None if renderer in (None, "procedural") else Path(renderer)
+        layout_ckpt = resolve_model(layout, "layout", "--layout")
+        render_ckpt = resolve_model(renderer, "render", "--renderer")
         render_model = open_renderer(render_ckpt, device_, amp=amp, channels_last=channels_last, compile=compile)
         source = None
         if vessels == "sketch" or getattr(render_model, "draws_from_sketch", False):
@@ -109,6 +111,11 @@ class Pipeline:
                    truncation=truncation, post_process=post_process, vessels=source)
 
     # -- what it is -----------------------------------------------------------------------------------------
+    @property
+    def generators(self) -> list[dict[str, Any]]:
+        """The layout's and the renderer's records (checkpoint, sha256, training-set fingerprint), in that order."""
+        return [dict(r) for r in self._generators]
+
     @property
     def res(self) -> int:
         """The resolution it draws at by default: the renderer's own, else 256."""
@@ -244,13 +251,13 @@ def _sketch_layout(renderer: Any, render_ckpt: Path | None, layout_ckpt: Path | 
         raise RetinaError(f"{render_ckpt}: SkrGAN's colour renderer draws from sketches; pass --vessels sketch "
                           "--vessels-checkpoint RUN (from `retina layout train-sketch`)")
     if not getattr(renderer, "draws_from_sketch", False):
-        raise RetinaError("--vessels sketch renders with SkrGAN's colour renderer: pass --render-ckpt RUN from "
+        raise RetinaError("--vessels sketch renders with SkrGAN's colour renderer: pass --renderer RUN from "
                           "`retina render train-sketch`")
     if vessels_checkpoint is None:
         raise RetinaError("--vessels sketch needs --vessels-checkpoint RUN from `retina layout train-sketch`")
     if layout_ckpt is not None:
-        raise RetinaError("--layout-ckpt with --vessels sketch: SkrGAN is unconditional (sketch, then colour), it "
-                          "draws no lesions; drop --layout-ckpt")
+        raise RetinaError("--layout with --vessels sketch: SkrGAN is unconditional (sketch, then colour), it "
+                          "draws no lesions; drop --layout")
     from retina.layout.sketch_gan import SketchLayout
 
     return SketchLayout(vessels_checkpoint, device)

@@ -11,6 +11,9 @@ import torch
 os.environ.setdefault("RETINA_WEIGHTS_DIR", "/nonexistent-retina-weights")
 # trained graders are cached per training set (retina/render/grader_cache.py): never in the user's ~/.cache
 os.environ.setdefault("RETINA_CACHE", tempfile.mkdtemp(prefix="retina-test-cache-"))
+# the models packaged with retina are the CLI's default; tests that are about something else draw with the instant
+# procedural ones (tests/test_shipped_models.py sets it back to "shipped")
+os.environ.setdefault("RETINA_MODELS", "procedural")
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 

@@ -49,9 +49,9 @@ def test_aspect_restored_makes_the_disc_round_again(tmp_path):
     h, w = disc_extent(tmp_path / "restored" / "masks" / "od" / "IDRiD_01.png")
     assert kept_w < 0.8 * kept_h  # squashed: an upright ellipse
     assert abs(h - w) <= 2  # restored: round within the pixel grid
-    info = json.loads((tmp_path / "restored" / "dataset.json").read_text())
+    info = json.loads((tmp_path / "restored" / "retina.json").read_text())
     assert info["provenance"]["aspect_restored"].startswith("3:2")
-    assert "aspect_restored" not in json.loads((tmp_path / "kept" / "dataset.json").read_text())["provenance"]
+    assert "aspect_restored" not in json.loads((tmp_path / "kept" / "retina.json").read_text())["provenance"]
 
 
 @pytest.mark.parametrize("text, expected", [("auto", "auto"), ("none", None), ("4288:2848", (4288, 2848))])
@@ -84,5 +84,5 @@ def test_merge_duplicates_first_keeps_the_first_copy(tmp_path):
     assert report.count == 3 and merged.names == ["IDRiD_01", "IDRiD_02", "IDRiD_03"]
     kept = (tmp_path / "merged" / "images" / "IDRiD_02.png").read_bytes()
     assert kept == (first / "images" / "IDRiD_02.png").read_bytes() != (second / "images" / "IDRiD_02.png").read_bytes()
-    parts = json.loads((tmp_path / "merged" / "dataset.json").read_text())["provenance"]["merged_from"]
+    parts = json.loads((tmp_path / "merged" / "retina.json").read_text())["provenance"]["merged_from"]
     assert parts[1]["left_out_as_duplicates"] == ["IDRiD_02"] and parts[1]["count"] == 1

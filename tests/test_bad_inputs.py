@@ -86,10 +86,10 @@ def first_row(root: Path) -> list[str]:
 
 
 def edit_info(root: Path, kind: str) -> None:
-    """Break dataset.json in one way (its types, its numbers, or its agreement with the files)."""
+    """Break retina.json in one way (its types, its numbers, or its agreement with the files)."""
     import json
 
-    path = root / "dataset.json"
+    path = root / "retina.json"
     info = json.loads(path.read_text("utf-8"))
     text = None
     if kind == "list":
@@ -188,7 +188,7 @@ def xfail(reason: str) -> list:
 
 
 def import_args(src: Path, fmt: str, ctx: Ctx, *extra: str) -> list[str]:
-    return ["data", "import", str(src), "--format", fmt, "--out", str(ctx.out), "--size", str(SIZE), *extra]
+    return ["data", "import", str(src), "--format", fmt, "--out", str(ctx.out), "--res", str(SIZE), *extra]
 
 
 def _eyepacs_broken(kind: str) -> Callable[[Ctx], list[str]]:
@@ -332,10 +332,10 @@ def _odd_out(kind: str, command: str) -> Callable[[Ctx], list[str]]:
         out = {"proc": "/proc/retina-test/x", "file": str(afile), "dot": ".", "under-file": str(afile / "sub")}[kind]
         extra = ["--overwrite"] if kind == "file" and command not in ("layout-train", "split") else []
         return {
-            "phantom": ["data", "phantom", "--n", "2", "--size", str(SIZE), "--out", out],
+            "phantom": ["data", "phantom", "--n", "2", "--res", str(SIZE), "--out", out],
             "generate": ["generate", "--n", "2", "--res", str(SIZE), "--out", out, "--device", "cpu"],
             "layout-sample": ["layout", "sample", "--n", "2", "--res", str(SIZE), "--out", out, "--device", "cpu"],
-            "import": ["data", "import", str(eyepacs(ctx.tmp / "eyepacs")), "--format", "eyepacs", "--size", str(SIZE),
+            "import": ["data", "import", str(eyepacs(ctx.tmp / "eyepacs")), "--format", "eyepacs", "--res", str(SIZE),
                        "--out", out],
             "render": ["render", "--masks", str(ctx.phantom), "--out", out, "--device", "cpu"],
             "merge": ["data", "merge", str(ctx.phantom), str(renamed(ctx.copy())), "--out", out],
@@ -448,7 +448,7 @@ def _set_broken(kind: str, command: str) -> Callable[[Ctx], list[str]]:
         elif kind == "labels-empty":
             rewrite_labels(root, lambda rows: rows[:1])
         elif kind == "dataset-json-corrupt":
-            (root / "dataset.json").write_text('{"resolution": 32,')
+            (root / "retina.json").write_text('{"resolution": 32,')
         elif kind == "no-masks":
             shutil.rmtree(root / "masks")
         elif kind == "no-images":
@@ -632,9 +632,9 @@ def _checkpoint(kind: str, command: str) -> Callable[[Ctx], list[str]]:
         return {
             "layout-sample": ["layout", "sample", "--checkpoint", str(path), "--n", "2", "--res", str(SIZE),
                               "--out", out, "--device", "cpu"],
-            "generate-layout": ["generate", "--layout-ckpt", str(path), "--n", "2", "--res", str(SIZE),
+            "generate-layout": ["generate", "--layout", str(path), "--n", "2", "--res", str(SIZE),
                                 "--out", out, "--device", "cpu"],
-            "render": ["generate", "--render-ckpt", str(path), "--n", "2", "--res", str(SIZE), "--out", out,
+            "render": ["generate", "--renderer", str(path), "--n", "2", "--res", str(SIZE), "--out", out,
                        "--device", "cpu"],
             "render-masks": ["render", "--masks", str(ctx.phantom), "--checkpoint", str(path), "--out", out,
                              "--device", "cpu"],
@@ -726,7 +726,7 @@ CASES = [
     Case("inspect-bomb-image-reported", _set_broken("bomb-image", "inspect"), handled=True, match="exceeds"),
     Case("inspect-non-utf8-stray-file", _set_broken("non-utf8-stray", "inspect"), handled=True,
          match="not listed in labels.csv"),
-    Case("phantom-non-utf8-out", _argv("data", "phantom", "--n", "2", "--size", "32", "--out",
+    Case("phantom-non-utf8-out", _argv("data", "phantom", "--n", "2", "--res", "32", "--out",
                                        os.fsdecode(b"{tmp}/out\xff")), handled=True, match="phantom: 2 images"),
     Case("preview-zero-byte-image", _set_broken("zero-byte-image", "preview"), handled=True, match="skipped"),
     Case("preview-bomb-image", _set_broken("bomb-image", "preview"), handled=True, match="skipped"),
@@ -743,7 +743,7 @@ CASES = [
     Case("merge-mask-other-size", _set_broken("mask-other-size", "merge"), match="16x16 pixels in a 32px set"),
     Case("merge-bomb-image", _set_broken("bomb-image", "merge"), match="exceeds"),
     # data phantom
-    Case("phantom-zero-images", _argv("data", "phantom", "--n", "0", "--size", "32", "--out", "{out}"),
+    Case("phantom-zero-images", _argv("data", "phantom", "--n", "0", "--res", "32", "--out", "{out}"),
          match="at least 1"),
     Case("phantom-bad-grade", _argv("data", "phantom", "--n", "2", "--grades", "7", "--out", "{out}"),
          match="outside 0-4"),
@@ -877,9 +877,9 @@ CASES = [
                                          "--device", "cpu"), match="--seed -1: must be at least 0"),
     Case("layout-sample-seed-negative", _argv("layout", "sample", "--n", "2", "--res", "32", "--seed", "-1",
                                               "--out", "{out}", "--device", "cpu"), match="--seed -1"),
-    Case("phantom-seed-negative", _argv("data", "phantom", "--n", "2", "--size", "32", "--seed", "-1", "--out",
+    Case("phantom-seed-negative", _argv("data", "phantom", "--n", "2", "--res", "32", "--seed", "-1", "--out",
                                         "{out}"), match="--seed -1"),
-    Case("phantom-seed-too-large", _argv("data", "phantom", "--n", "2", "--size", "32", "--seed", str(2**40),
+    Case("phantom-seed-too-large", _argv("data", "phantom", "--n", "2", "--res", "32", "--seed", str(2**40),
                                          "--out", "{out}"), match="at most 4294967295"),
     # 8. memory estimated before anything is allocated or written
     Case("layout-train-batch-too-large", _argv("layout", "train", "--data", "{phantom}", "--out", "{out}", "--res",
@@ -889,8 +889,8 @@ CASES = [
                                                     "--device", "cpu"), match="needs about"),
     Case("layout-sample-res-too-large-for-memory", _argv("layout", "sample", "--n", "2", "--res", "16000", "--out",
                                                          "{out}", "--device", "cpu"), match="needs about"),
-    Case("phantom-size-too-large-for-memory", _argv("data", "phantom", "--n", "2", "--size", "16000", "--out",
-                                                    "{out}"), match="use --size"),
+    Case("phantom-size-too-large-for-memory", _argv("data", "phantom", "--n", "2", "--res", "16000", "--out",
+                                                    "{out}"), match="use --res"),
     Case("generate-res-100000", _argv("generate", "--n", "2", "--res", "100000", "--out", "{out}", "--device",
                                       "cpu"), match="--res 100000: must be at least 1 and at most 16384"),
     # 9. devices other than auto|cpu|cuda|cuda:N
@@ -907,7 +907,7 @@ CASES = [
     # 10. a run folder of another kind
     Case("render-train-resume-layout-run", _checkpoint("layout-run", "render-resume"),
          match="a layout/stylegan checkpoint, but a render checkpoint is needed"),
-    # 11. dataset.json that is not an object
+    # 11. retina.json that is not an object
     Case("inspect-dataset-json-list", _set_broken("dataset-json-list", "inspect"), match="not an object"),
     Case("render-dataset-json-list", _set_broken("dataset-json-list", "render"), match="not an object"),
     # 12. SIGTERM: test_signal_* below
@@ -921,8 +921,8 @@ CASES = [
     Case("render-labels-bom", _set_broken("labels-bom", "render"), handled=True, match="rendered 10 image(s)"),
     Case("generate-res-7-names-its-option", _argv("generate", "--n", "2", "--res", "7", "--out", "{out}",
                                                   "--device", "cpu"), match="use --res 16"),
-    Case("phantom-size-7", _argv("data", "phantom", "--n", "2", "--size", "7", "--out", "{out}"),
-         match="use --size 16"),
+    Case("phantom-size-7", _argv("data", "phantom", "--n", "2", "--res", "7", "--out", "{out}"),
+         match="use --res 16"),
     Case("import-limit-zero", lambda ctx: import_args(eyepacs(ctx.tmp / "eyepacs"), "eyepacs", ctx, "--limit", "0"),
          match="--limit 0: must be at least 1"),
     Case("render-checkpoint-png", _checkpoint("png", "render-masks"), match="x.png: not a checkpoint"),
@@ -990,7 +990,7 @@ CASES = [
     Case("layout-sample-ckpt-kind-number", _checkpoint("kind-number", "layout-sample"), match='"kind" is 5'),
     Case("render-ckpt-config-list", _checkpoint("config-list", "render-masks"), match="not an object"),
     Case("phantom-config-file-negative-seed", lambda ctx: (ctx.tmp / "c.json").write_text('{"seed": -1}') and [
-        "data", "phantom", "--config", str(ctx.tmp / "c.json"), "--n", "2", "--size", "32", "--out", str(ctx.out)],
+        "data", "phantom", "--config", str(ctx.tmp / "c.json"), "--n", "2", "--res", "32", "--out", str(ctx.out)],
          match="--seed -1: must be at least 0"),
     # -- class (b): metadata that does not match its files --------------------------------------------------------
     Case("merge-dataset-json-resolution-lies", _set_broken("dataset-json-resolution-lies", "merge"),
@@ -998,7 +998,7 @@ CASES = [
     Case("render-dataset-json-resolution-lies", _set_broken("dataset-json-resolution-lies", "render"),
          match="says resolution 64"),
     Case("inspect-resolution-disagrees-reported", _set_broken("dataset-json-resolution-lies", "inspect-json"),
-         handled=True, match="dataset.json says resolution 64"),
+         handled=True, match="retina.json says resolution 64"),
     Case("inspect-count-disagrees-reported", _set_broken("dataset-json-count-mismatch", "inspect-json"),
          handled=True, match='\\"count\\" is 15 but labels.csv has 10 row(s)'),
 ]
@@ -1060,7 +1060,7 @@ def test_interrupt_leaves_no_partial_output(command: str, phantom_set: Path, tmp
 
     ctx = Ctx(tmp_path, phantom_set)
     argv = {
-        "phantom": ["data", "phantom", "--n", "4", "--size", str(SIZE), "--out", str(ctx.out)],
+        "phantom": ["data", "phantom", "--n", "4", "--res", str(SIZE), "--out", str(ctx.out)],
         "import": import_args(eyepacs(tmp_path / "eyepacs"), "eyepacs", ctx),
         "merge": ["data", "merge", str(phantom_set), str(renamed(ctx.copy())), "--out", str(ctx.out)],
     }[command]
@@ -1126,13 +1126,13 @@ def test_signal_during_phantom_cleans_up_and_a_second_run_is_refused(signum: str
     import subprocess
 
     out = tmp_path / "ph"
-    first = subprocess.Popen(_cli("data", "phantom", "--n", "2000", "--size", "32", "--out", str(out)),
+    first = subprocess.Popen(_cli("data", "phantom", "--n", "2000", "--res", "32", "--out", str(out)),
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                              cwd=Path(__file__).parents[1])
     try:
         _wait_for_rows(out.with_name("ph.partial") / "labels.csv", 3, first)
         with pytest.raises(SystemExit) as refused:
-            main(["data", "phantom", "--n", "2", "--size", "32", "--out", str(out)])
+            main(["data", "phantom", "--n", "2", "--res", "32", "--out", str(out)])
         lines = capsys.readouterr().err.strip().splitlines()
         assert refused.value.code == 2 and len(lines) == 1, lines
         assert f"another retina run (pid {first.pid}) is writing it" in lines[0]
@@ -1242,7 +1242,7 @@ def test_written_files_honour_the_umask(tmp_path: Path) -> None:
     old = os.umask(0o022)
     os.umask(old)
     assert FILE_MODE == 0o666 & ~old
-    main(["data", "phantom", "--n", "2", "--size", "32", "--out", str(tmp_path / "ph")])
+    main(["data", "phantom", "--n", "2", "--res", "32", "--out", str(tmp_path / "ph")])
     modes = {p.stat().st_mode & 0o777 for p in (tmp_path / "ph").rglob("*") if p.is_file()}
     assert modes == {0o666 & ~old}, {oct(m) for m in modes}
 

@@ -33,7 +33,7 @@ def test_yaml_values_and_overriding_flags(tmp_path, capsys):
 
 
 def test_a_runs_config_json_is_accepted_back(tmp_path, capsys):
-    main(["data", "phantom", "--n", "8", "--size", "32", "--out", str(tmp_path / "ph")])
+    main(["data", "phantom", "--n", "8", "--res", "32", "--out", str(tmp_path / "ph")])
     main(["layout", "train", "--data", str(tmp_path / "ph"), "--res", "16", "--batch", "4", "--kimg", "0.008",
           "--snapshot-kimg", "0.008", "--channel-base", "1024", "--quiet", "--device", "cpu",
           "--out", str(tmp_path / "r1")])

@@ -141,7 +141,7 @@ def test_layout_edit_cli_then_render(tmp_path, capsys):
     assert all(s.extra["grade_check"] == "ok" and s.extra["grade_rule"] == "2" for s in data.samples)
     assert all(not data.load_masks(s.name, ["he"]).any() for s in data.samples)
     assert data.samples[0].extra["seed"] == CanonicalDataset(layouts).samples[0].extra["seed"]
-    assert json.loads((edited / "dataset.json").read_text())["provenance"]["edits"].startswith("remove he")
+    assert json.loads((edited / "retina.json").read_text())["provenance"]["edits"].startswith("remove he")
     main(["render", "--masks", str(edited), "--out", str(rendered)])
     assert len(CanonicalDataset(rendered)) == 2
     main(["layout", "edit", str(layouts), "--out", str(tmp_path / "g4"), "--grade", "4"])

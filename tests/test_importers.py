@@ -99,7 +99,7 @@ def test_idrid_segmentation_keeps_a_3px_microaneurysm(tmp_path):
         assert data.load_masks(name, ["ma"]).sum() >= 1  # the 3-pixel MA survives 64 -> 32
     assert report.loss["ma"].instances_before == 3 and report.loss["ma"].lost_instances == 0
     assert data.load_masks("IDRiD_02", ["se"]).sum() == 0  # absent file = no lesion
-    info = json.loads((tmp_path / "out" / "dataset.json").read_text())
+    info = json.loads((tmp_path / "out" / "retina.json").read_text())
     assert info["provenance"]["format"] == "idrid"
     assert info["provenance"]["lost_by_resizing"]["ma"]["lost_instances"] == 0
     for root in (src, src / "A. Segmentation"):  # SRC may be the part itself or a folder above it
@@ -283,7 +283,7 @@ def test_cli_import_and_errors(tmp_path, capsys):
     from retina.cli import main
 
     src = write_seg512(tmp_path / "seg512", n=1)
-    main(["data", "import", "--format", "idrid-seg512", str(src), "--out", str(tmp_path / "out"), "--size", "32"])
+    main(["data", "import", "--format", "idrid-seg512", str(src), "--out", str(tmp_path / "out"), "--res", "32"])
     assert "imported 1 images (idrid-seg512)" in capsys.readouterr().out
     assert read_mask(tmp_path / "out" / "masks" / "ma" / "IDRiD_01.png").shape == (32, 32)
     for argv, message in [
@@ -292,6 +292,6 @@ def test_cli_import_and_errors(tmp_path, capsys):
         (["--format", "idrid-seg512", str(src)], "already exists"),
     ]:
         with pytest.raises(SystemExit) as done:
-            main(["data", "import", *argv, "--out", str(tmp_path / "out"), "--size", "32"])
+            main(["data", "import", *argv, "--out", str(tmp_path / "out"), "--res", "32"])
         err = capsys.readouterr().err
         assert done.value.code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -38,7 +38,7 @@ def test_merge_shards(tmp_path):
     assert [s.extra["seed"] for s in merged.samples] == ["0", "2", "1", "3", "5"]
     assert (merged.mask_path("ma", "g_003").read_bytes() == CanonicalDataset(b).mask_path("ma", "g_003").read_bytes())
     np.testing.assert_array_equal(merged.load_image("g_000"), CanonicalDataset(a).load_image("g_000"))
-    info = json.loads((tmp_path / "all" / "dataset.json").read_text())
+    info = json.loads((tmp_path / "all" / "retina.json").read_text())
     assert [p["count"] for p in info["provenance"]["merged_from"]] == [2, 3]
     assert info["provenance"]["merged_from"][1]["provenance"] == {"shard": "s1"}
     assert "merged 2 sets, 5 samples" in report.summary_line()
@@ -92,7 +92,7 @@ def test_split_is_deterministic_disjoint_and_complete(tmp_path):
     train, heldout = CanonicalDataset(tmp_path / "tr"), CanonicalDataset(tmp_path / "ho")
     assert set(heldout.names) == held and set(train.names) | held == set(names)
     assert {s.split for s in heldout.samples} == {"test"} and {s.split for s in train.samples} == {"train"}
-    assert json.loads((tmp_path / "ho" / "dataset.json").read_text())["provenance"]["heldout_names"] == sorted(held)
+    assert json.loads((tmp_path / "ho" / "retina.json").read_text())["provenance"]["heldout_names"] == sorted(held)
     name = sorted(held)[0]
     assert (tmp_path / "ho" / "images" / f"{name}.png").read_bytes() == data.image_path(name).read_bytes()
     with pytest.raises(RetinaError, match="fraction"):

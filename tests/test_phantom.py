@@ -94,7 +94,7 @@ def test_write_phantom_is_balanced_and_says_it_is_synthetic(tmp_path):
 
 def test_cli_phantom_inspect_preview(tmp_path, capsys):
     out = tmp_path / "ph"
-    main(["data", "phantom", "--n", "10", "--size", "32", "--grades", "0-4", "--seed", "0", "--out", str(out)])
+    main(["data", "phantom", "--n", "10", "--res", "32", "--grades", "0-4", "--seed", "0", "--out", str(out)])
     assert "phantom: 10 images" in capsys.readouterr().out
     main(["data", "inspect", str(out), "--json"])
     report = json.loads(capsys.readouterr().out)
@@ -110,7 +110,7 @@ def test_cli_phantom_inspect_preview(tmp_path, capsys):
 
 def test_cli_errors_are_one_line_exit_2(tmp_path, capsys):
     for argv in (
-        ["data", "phantom", "--n", "2", "--size", "32", "--grades", "7", "--out", str(tmp_path / "x")],
+        ["data", "phantom", "--n", "2", "--res", "32", "--grades", "7", "--out", str(tmp_path / "x")],
         ["data", "inspect", str(tmp_path / "missing")],
         ["data", "preview", str(tmp_path / "missing"), "--out", str(tmp_path / "g.png")],
     ):

@@ -126,7 +126,7 @@ def test_generate_uniform_is_balanced_and_self_describing(tmp_path, capsys):
     rows = _rows(tmp_path / "g")
     assert len({r["seed"] for r in rows}) == 10
     assert {r["model"] for r in rows} == {"procedural"} and {r["layout_model"] for r in rows} == {"procedural"}
-    info = json.loads((tmp_path / "g" / "dataset.json").read_text())
+    info = json.loads((tmp_path / "g" / "retina.json").read_text())
     assert info["grades"] == {str(g): 2 for g in range(5)}
     provenance = info["provenance"]
     assert provenance["renderer"]["name"] == "procedural" and provenance["layout"]["name"] == "procedural"
@@ -159,7 +159,7 @@ def test_generate_post_processes_gan_layouts_unless_raw(tmp_path, monkeypatch, c
             od, fov = masks[CHANNEL_NAMES.index("od")], masks[CHANNEL_NAMES.index("fov")]
             assert ndimage.label(od, structure=np.ones((3, 3)))[1] == discs
             assert int((ndimage.binary_fill_holes(fov) & ~fov).any()) == holes
-        post = json.loads((out / "dataset.json").read_text())["provenance"]["post_process"]
+        post = json.loads((out / "retina.json").read_text())["provenance"]["post_process"]
         assert post.startswith("none") == bool(option)
     assert "3 layout(s) post-processed" in capsys.readouterr().out
 
@@ -222,11 +222,11 @@ def test_render_and_generate_with_an_untrained_drgan_checkpoint(phantom, tmp_pat
     assert len(provenance["renderer"]["checkpoint_sha256"]) == 64
     assert {r["model"] for r in _rows(tmp_path / "a")} == {"drgan"}
 
-    main(["generate", "--n", "3", "--render-ckpt", str(checkpoint), "--out", str(tmp_path / "g")])
+    main(["generate", "--n", "3", "--renderer", str(checkpoint), "--out", str(tmp_path / "g")])
     generated = CanonicalDataset(tmp_path / "g")
     assert len(generated) == 3 and generated.load_image(generated.names[0]).shape == (32, 32, 3)
     assert generated.info["provenance"]["renderer"]["name"] == "drgan"
-    _fails(["generate", "--n", "3", "--render-ckpt", str(checkpoint), "--res", "64", "--out", str(tmp_path / "x")],
+    _fails(["generate", "--n", "3", "--renderer", str(checkpoint), "--res", "64", "--out", str(tmp_path / "x")],
            capsys, "--res")
     # A checkpoint of another kind is refused in one line.
     from retina.common.checkpoint import save_checkpoint
@@ -240,10 +240,10 @@ def test_render_and_generate_with_an_untrained_drgan_checkpoint(phantom, tmp_pat
 def test_generate_resume_after_a_kill_finishes_the_same_set(tmp_path):
     common = ["generate", "--n", "4", "--res", "32", "--seed", "9"]
     main([*common, "--out", str(tmp_path / "whole")])
-    # What a SIGKILL after two samples leaves: OUT.partial with two rows and no dataset.json.
+    # What a SIGKILL after two samples leaves: OUT.partial with two rows and no retina.json.
     partial = tmp_path / "cut.partial"
     shutil.copytree(tmp_path / "whole", partial)
-    (partial / "dataset.json").unlink()
+    (partial / "retina.json").unlink()
     lines = (partial / "labels.csv").read_text().splitlines(keepends=True)
     (partial / "labels.csv").write_text("".join(lines[:3]))
     main([*common, "--resume", "--out", str(tmp_path / "cut")])

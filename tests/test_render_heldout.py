@@ -120,16 +120,16 @@ def test_grader_is_cached_reused_and_named_in_every_output(split_set, tmp_path, 
     main(["render", "train", "--data", str(split_set), "--out", str(second), "--steps", "1", *TINY])
     assert Checkpoint(second).config["grader"]["source"] == "cache"
     main(["render", "train", "--data", str(split_set), "--out", str(third), "--steps", "1", *TINY,
-          "--grader-ckpt", str(cached[0])])
-    assert Checkpoint(third).config["grader"]["source"] == "--grader-ckpt"
+          "--grader-checkpoint", str(cached[0])])
+    assert Checkpoint(third).config["grader"]["source"] == "--grader-checkpoint"
     # the same grader gives the same grading space, and the GAN's initial weights do not depend on where it came from
     a, b, c = Checkpoint(first), Checkpoint(second), Checkpoint(third)
     assert torch.equal(a.tensors["space.mean"], b.tensors["space.mean"])
     assert torch.equal(a.tensors["space.mean"], c.tensors["space.mean"])
     assert all(torch.equal(a.tensors[k], b.tensors[k]) for k in a.tensors)
     message = cli_error(["render", "train", "--data", str(split_set), "--out", str(tmp_path / "d"), *TINY,
-                      "--grader", "effnet-lite0", "--grader-ckpt", str(cached[0])])
-    assert "conflicts with --grader-ckpt" in message
+                      "--grader", "effnet-lite0", "--grader-checkpoint", str(cached[0])])
+    assert "conflicts with --grader-checkpoint" in message
 
 
 def test_perceptual_loss_changes_the_generator_step(phantom, tmp_path, capsys, cli_error):

@@ -129,7 +129,7 @@ def test_vessels_sketch_generates_end_to_end(skrgan_runs):
     assert gs.config.res == SIZE and 0 < gs.config.train_fraction < 1
     assert checkpoint.state["step"] == 4 and checkpoint.config["training"]["stage"] == "sketch"
     out = root / "generated"
-    main(["generate", "--vessels", "sketch", "--vessels-checkpoint", str(root / "gs"), "--render-ckpt",
+    main(["generate", "--vessels", "sketch", "--vessels-checkpoint", str(root / "gs"), "--renderer",
           str(root / "gp"), "--n", "3", "--out", str(out), "--device", "cpu"])
     generated = CanonicalDataset(out)
     assert len(generated) == 3 and generated.channels == ("vessels",)
@@ -140,7 +140,7 @@ def test_vessels_sketch_generates_end_to_end(skrgan_runs):
     seed = int(generated.samples[0].extra["seed"])
     assert np.array_equal(generated.load_masks(generated.names[0], ["vessels"])[0], gs.sample([seed], SIZE)[0])
     again = root / "generated_again"
-    main(["generate", "--vessels", "sketch", "--vessels-checkpoint", str(root / "gs"), "--render-ckpt",
+    main(["generate", "--vessels", "sketch", "--vessels-checkpoint", str(root / "gs"), "--renderer",
           str(root / "gp"), "--n", "3", "--out", str(again), "--device", "cpu"])
     assert np.array_equal(CanonicalDataset(again).load_image(generated.names[2]), generated.load_image(
         generated.names[2]))
@@ -155,9 +155,9 @@ def test_vessels_sketch_refuses_mismatched_models(skrgan_runs, capsys):
 
     root = skrgan_runs
     cases = [
-        (["--render-ckpt", str(root / "gp")], "--vessels sketch"),  # colour renderer without the sketch generator
+        (["--renderer", str(root / "gp")], "--vessels sketch"),  # colour renderer without the sketch generator
         (["--vessels", "sketch", "--vessels-checkpoint", str(root / "gs")], "render train-sketch"),
-        (["--vessels", "sketch", "--render-ckpt", str(root / "gp")], "--vessels-checkpoint"),
+        (["--vessels", "sketch", "--renderer", str(root / "gp")], "--vessels-checkpoint"),
     ]
     for extra, message in cases:
         with pytest.raises(SystemExit) as exit_info:
@@ -192,5 +192,5 @@ def test_generate_vessels_aae_redraws_the_vessel_tree(phantom, tmp_path):
         vessels, fov = generated.load_masks(sample.name, ["vessels", "fov"])
         tree = aae.sample([int(sample.extra["seed"])], size=32)[0]
         assert np.array_equal(vessels, tree & fov)
-    layout = json.loads((out / "dataset.json").read_text())["provenance"]["layout"]
+    layout = json.loads((out / "retina.json").read_text())["provenance"]["layout"]
     assert layout["vessels"] == "aae" and layout["vessels_checkpoint_hash"] == checkpoint.short_hash

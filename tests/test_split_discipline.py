@@ -168,7 +168,7 @@ def test_generated_sets_carry_their_generators_fingerprints(layout_run, sets, tm
     from retina.common.fingerprint import generator_records
 
     generated = tmp_path / "gen"
-    main(["generate", "--layout-ckpt", str(layout_run), "--n", "3", "--res", "32", "--device", "cpu",
+    main(["generate", "--layout", str(layout_run), "--n", "3", "--res", "32", "--device", "cpu",
           "--out", str(generated)])
     records, unverifiable = generator_records(CanonicalDataset(generated))
     assert [r["role"] for r in records] == ["layout", "renderer"] and not unverifiable
@@ -201,7 +201,7 @@ def test_bench_refuses_a_leaky_synthetic_set_and_labels_allow_leak(sets, tmp_pat
     layout = tmp_path / "layout-all"
     main([*LAYOUT, "--data", str(unsplit), "--out", str(layout)])  # trained on every row: nothing held out
     generated = tmp_path / "gen"
-    main(["generate", "--layout-ckpt", str(layout), "--n", "6", "--res", "32", "--device", "cpu",
+    main(["generate", "--layout", str(layout), "--n", "6", "--res", "32", "--device", "cpu",
           "--out", str(generated)])
     code, _, err = _run([*SEGMENT, "--real", str(unsplit), "--synthetic", str(generated), "--out",
                          str(tmp_path / "refused")], capsys)
@@ -233,7 +233,7 @@ def test_bench_refuses_a_set_rendered_from_test_masks(sets, tmp_path, capsys):
 
 def test_bench_with_a_proper_split_seeds_and_external_test(layout_run, sets, tmp_path, capsys):
     generated = tmp_path / "gen"
-    main(["generate", "--layout-ckpt", str(layout_run), "--n", "6", "--res", "32", "--device", "cpu",
+    main(["generate", "--layout", str(layout_run), "--n", "6", "--res", "32", "--device", "cpu",
           "--out", str(generated)])
     out = tmp_path / "bench"
     code, stdout, err = _run([*SEGMENT, "--real", str(sets["split"]), "--synthetic", str(generated), "--seeds", "0,1",
@@ -294,9 +294,9 @@ def test_a_generated_set_without_fingerprints_cannot_be_checked(sets, tmp_path):
 
     old = tmp_path / "old"
     shutil.copytree(sets["synthetic"], old)
-    info = json.loads((old / "dataset.json").read_text())
+    info = json.loads((old / "retina.json").read_text())
     info["provenance"] = {"command": "generate", "renderer": {"name": "drgan", "checkpoint_sha256": "ab"}}
-    (old / "dataset.json").write_text(json.dumps(info))
+    (old / "retina.json").write_text(json.dumps(info))
     real = CanonicalDataset(sets["split"])
     tests = [(real, [s.name for s in real.subset("test")])]
     with pytest.raises(RetinaError, match="cannot be checked for leaks: its generators"):

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     config = load_config(HERE)
     s = config["tiny" if args.tiny else "full"]
     grade_args = ["--model", s["model"], "--width", s["width"], "--res", s["res"], "--epochs", s["epochs"],
-                  "--batch-size", s["batch_size"], "--device", args.device]
+                  "--batch", s["batch_size"], "--device", args.device]
     if args.tiny:
         real, synthetic = phantom_pair(args.out, s["n_real"], s["n_synthetic"], s["size"])
         print("tiny: renderer training skipped; the procedural phantom stands in for every DR-GAN variant")

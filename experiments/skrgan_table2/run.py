@@ -31,7 +31,7 @@ def train_skrgan(real: Path, s: dict, out: Path, device: str) -> Path:
         retina("render", "train-sketch", "--data", real, "--out", render, "--res", s["res"], *s["render_train"],
                "--device", device, "--quiet")
     if not synthetic.exists():
-        retina("generate", "--vessels", "sketch", "--vessels-checkpoint", sketch, "--render-ckpt", render,
+        retina("generate", "--vessels", "sketch", "--vessels-checkpoint", sketch, "--renderer", render,
                "--n", s["n_synthetic"], "--out", synthetic, "--device", device)
     return synthetic
 
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         real, synthetic = args.real, train_skrgan(args.real, s, args.out, args.device)
     retina("bench", "vessels", "--real", real, "--synthetic", synthetic, "--res", s["res"], "--width", s["width"],
            "--pretrain-epochs", s["pretrain_epochs"], "--finetune-epochs", s["finetune_epochs"],
-           "--batch-size", s["batch_size"], "--device", args.device, "--out", args.out / "vessels")
+           "--batch", s["batch_size"], "--device", args.device, "--out", args.out / "vessels")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     real, synthetic = real_and_synthetic(parser, args, settings)
     retina("bench", "segment", "--real", real, "--synthetic", synthetic, "--ratios", settings["ratios"],
            "--model", settings["model"], "--epochs", settings["epochs"], "--res", settings["res"],
-           "--width", settings["width"], "--channels", settings["channels"], "--batch-size", settings["batch_size"],
+           "--width", settings["width"], "--channels", settings["channels"], "--batch", settings["batch_size"],
            "--device", args.device, "--out", args.out / "segment")
 
 

@@ -33,7 +33,7 @@ def segment(
     width: int = typer.Option(64, help="U-Net first-stage channels (64 in the paper)."),
     cut: int = typer.Option(16, help="Lesion-Net expansive path cut: 32, 16, 8, 4 or 2 (-> Lesion-Net-Ns / FCN-Ns)."),
     loss: str = typer.Option("", help="dual | dice | bce (default: dual for lesionnet, dice for unet)."),
-    batch_size: int = typer.Option(4, help="Images per batch."),
+    batch_size: int = typer.Option(4, "--batch", help="Images per batch."),
     lr: float = typer.Option(1e-3, help="Adam learning rate (divided by 10 halfway)."),
     seed: int = typer.Option(0, help="Seed of the split, the synthetic subset and the weights."),
     seeds: str = SEEDS,
@@ -42,6 +42,9 @@ def segment(
     out: Path = typer.Option(..., "--out", help="Output folder: results.json, table.md, plot.png."),
     save_model: bool = typer.Option(False, "--save-model", help="Also write each model as a segmenter checkpoint."),
     weights_dir: str = typer.Option(None, "--weights-dir", help="Folder with ImageNet weights (inception_v3)."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast while training (CPU and CUDA)."),
+    input: str = typer.Option("rgb", "--input", help="What the U-Net reads: rgb, or green-clahe (the green channel "
+                              "after CLAHE, the vessel convention; carries across cameras)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
     """Son et al. Table 1(c): lesion segmentation vs the share of synthetic training images."""
@@ -49,9 +52,10 @@ def segment(
     from retina.bench.segment import ModelSpec, TrainConfig, parse_channels, parse_ratios, run_segment_benchmark
     from retina.common.device import resolve_device
 
-    spec = ModelSpec(model=model, channels=parse_channels(channels), resolution=res, width=width, cut=cut)
+    spec = ModelSpec(model=model, channels=parse_channels(channels), resolution=res, width=width, cut=cut,
+                     extra={"input": input} if input != "rgb" else {})
     train = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr,
-                        loss=loss or ("dual" if model.startswith("lesionnet") else "dice"), seed=seed)
+                        loss=loss or ("dual" if model.startswith("lesionnet") else "dice"), seed=seed, amp=amp)
     run_segment_benchmark(real, synthetic, parse_ratios(ratios), spec, train, out, resolve_device(device),
                           weights_dir, save_model, seeds=parse_seeds(seeds, seed), external=test, allow_leak=allow_leak)
 
@@ -64,7 +68,7 @@ def grade(
     width: str = typer.Option("full", help="full | tiny (a small ResNet for tests)."),
     res: int = typer.Option(256, "--res", help="Input resolution (Inception-v3: >= 75)."),
     epochs: int = typer.Option(10, help="Training epochs per setting."),
-    batch_size: int = typer.Option(8, help="Images per batch."),
+    batch_size: int = typer.Option(8, "--batch", help="Images per batch."),
     lr: float = typer.Option(1e-4, help="Adam learning rate."),
     seed: int = typer.Option(0, help="Seed of the split and the weights."),
     seeds: str = SEEDS,
@@ -93,7 +97,7 @@ def vessels(
     width: int = typer.Option(64, help="U-Net first-stage channels."),
     pretrain_epochs: int = typer.Option(20, help="Epochs on the synthetic set."),
     finetune_epochs: int = typer.Option(20, help="Epochs on the real training split."),
-    batch_size: int = typer.Option(4, help="Images per batch."),
+    batch_size: int = typer.Option(4, "--batch", help="Images per batch."),
     seed: int = typer.Option(0, help="Seed of the split and the weights."),
     seeds: str = SEEDS,
     test: Path = EXTERNAL_TEST,

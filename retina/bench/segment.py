@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
+from retina.bench.input_transform import INPUTS, GreenCLAHE, WithInput, input_channels
 from retina.bench.losses import SegmentationLoss
 from retina.bench.metrics import SegmentationMeter
 from retina.bench.protocol import (
@@ -54,6 +55,7 @@ class TrainConfig:
     learning_rate: float = 1e-3  # Adam; Lesion-Net's SGD lr is also 1e-3 (Sec. IV-A)
     loss: str = "dice"  # "dual" for Lesion-Net (Eq. 2 with its schedule), "dice" or "bce"
     seed: int = 0
+    amp: bool = False  # bf16 autocast of the forward pass (CPU and CUDA); the loss is taken in fp32
 
 
 @dataclass
@@ -97,14 +99,21 @@ MODELS = ("unet", *LESIONNET_MODELS)
 
 def build_model(spec: ModelSpec, weights_dir: str | Path | None = None, backbone: bool = True) -> torch.nn.Module:
     """``backbone=False`` skips looking up ImageNet weights (loading a trained checkpoint replaces them)."""
+    source = spec.extra.get("input", "rgb")
+    if source not in INPUTS:
+        raise RetinaError(f"--input {source}: unknown; use {' or '.join(INPUTS)}")
     if spec.model == "unet":
         from retina.bench.unet import UNet, UNetConfig
 
-        model = UNet(UNetConfig(in_channels=spec.in_channels, out_channels=len(spec.channels), width=spec.width))
+        model = UNet(UNetConfig(in_channels=input_channels(source), out_channels=len(spec.channels),
+                                width=spec.width))
         model.description = f"U-Net width {spec.width} (random init)"
         if spec.resolution % model.multiple:
             raise RetinaError(f"--res {spec.resolution}: the U-Net needs a multiple of {model.multiple}")
-        return model
+        return WithInput(GreenCLAHE(), model, source) if source == "green-clahe" else model
+    if source != "rgb":
+        raise RetinaError(f"--input {source}: only the U-Net reads other inputs than rgb (Lesion-Net's Inception "
+                          "backbone was trained on RGB)")
     if spec.model in LESIONNET_MODELS:
         from retina.bench import lesionnet
 
@@ -146,8 +155,16 @@ def train_segmenter(model: torch.nn.Module, data: Dataset, config: TrainConfig, 
                     group["lr"] = config.learning_rate / 10
             losses.append(train_epoch(
                 loader, optimiser, bar, epoch,
-                lambda batch: loss_fn(model(batch["image"].to(device)), batch["masks"].to(device))))
+                lambda batch: loss_fn(_forward(model, batch["image"].to(device), config.amp),
+                                      batch["masks"].to(device))))
     return losses
+
+
+def _forward(model: torch.nn.Module, images: torch.Tensor, amp: bool) -> torch.Tensor:
+    """Logits in fp32; under ``amp`` the network itself runs in bf16 autocast."""
+    with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(images)
+    return logits.float()
 
 
 def train_epoch(loader: DataLoader, optimiser: torch.optim.Optimizer, bar, epoch: int, batch_loss) -> float:
@@ -187,6 +204,17 @@ def save_segmenter(path: Path, model: torch.nn.Module, spec: ModelSpec, extra: d
     return save_checkpoint(path, module_tensors("model", model), config)
 
 
+def scoring_set(index, names: list[str], resolution: int,
+                channels: tuple[str, ...]) -> tuple[Subset, int | None]:
+    """The test rows, with the field of view as one more channel when the set has one and it is not itself
+    segmented: pixel metrics are then taken inside the eye (the DRIVE convention). Returns the set and the
+    index of that channel (None: every pixel counts)."""
+    use_fov = "fov" in index.channels and "fov" not in channels
+    wanted = (*channels, "fov") if use_fov else tuple(channels)
+    data = subset_by_name(FundusDataset(index, resolution, channels=wanted), names)
+    return data, (len(channels) if use_fov else None)
+
+
 def load_segmenter(path: str | Path) -> tuple[torch.nn.Module, ModelSpec, Checkpoint]:
     """A segmenter written by ``retina bench segment --save-model`` (a run folder, or its .safetensors)."""
     path = Path(path)
@@ -200,7 +228,7 @@ def load_segmenter(path: str | Path) -> tuple[torch.nn.Module, ModelSpec, Checkp
     try:
         spec = ModelSpec(model=c["arch"], channels=tuple(c["channels"]), resolution=int(c["resolution"]),
                          width=int(c.get("width", 64)), cut=int(c.get("cut", 16)),
-                         in_channels=int(c.get("in_channels", 3)))
+                         in_channels=int(c.get("in_channels", 3)), extra=dict(c.get("extra") or {}))
     except (KeyError, TypeError, ValueError) as error:
         raise RetinaError(f"{checkpoint.path}: segmenter config is incomplete or invalid ({error!r}); "
                           "re-save it with `retina bench segment --save-model`") from None
@@ -271,14 +299,14 @@ def run_segment_benchmark(real: Path, synthetic: Path | None, ratios: list[float
     seeds = seeds or [train.seed]
     real_data = FundusDataset(real, spec.resolution, channels=spec.channels)
     split = split_real(real_data.index, seeds[0], log=show)
-    real_train, real_test = subset_by_name(real_data, split["train"]), subset_by_name(real_data, split["test"])
+    real_train = subset_by_name(real_data, split["train"])
+    real_test, fov_index = scoring_set(real_data.index, split["test"], spec.resolution, spec.channels)
     tests = [(real_data.index, split["test"])]
     external_data = None
     if external is not None:
         external_index, external_names, external_how = external_test(external)
         external_index.require_channels(spec.channels, f"scoring --test {external} on the same channels")
-        external_data = subset_by_name(FundusDataset(external_index, spec.resolution, channels=spec.channels),
-                                       external_names)
+        external_data, external_fov = scoring_set(external_index, external_names, spec.resolution, spec.channels)
         tests.append((external_index, external_names))
         split["external"] = {"path": str(external), "method": external_how, "test": external_names}
     leak = check_leaks(synthetic if any(r > 0 for r in ratios) else None, tests, allow_leak)
@@ -309,9 +337,11 @@ def run_segment_benchmark(real: Path, synthetic: Path | None, ratios: list[float
             label = f"{spec.model} {ratio:.0%} synthetic" + (f" seed {seed}" if len(seeds) > 1 else "")
             losses = train_segmenter(model, ConcatDataset(parts), config, device, label, show)
             run = {"seed": seed, "train_loss": losses,
-                   "metrics": evaluate_segmenter(model, real_test, spec.channels, device, train.batch_size)}
+                   "metrics": evaluate_segmenter(model, real_test, spec.channels, device, train.batch_size,
+                                                 fov_index)}
             if external_data is not None:
-                run["external"] = evaluate_segmenter(model, external_data, spec.channels, device, train.batch_size)
+                run["external"] = evaluate_segmenter(model, external_data, spec.channels, device, train.batch_size,
+                                                     external_fov)
             if save_model:
                 stem = f"segmenter_ratio{int(round(ratio * 100)):02d}" + (f"_seed{seed}" if seed != seeds[0] else "")
                 used = [(real_data.index, [real_data.samples[i] for i in real_train.indices])]
@@ -332,7 +362,7 @@ def run_segment_benchmark(real: Path, synthetic: Path | None, ratios: list[float
         "train": asdict(train), "seeds": seeds, "device": str(device), "real": str(real),
         "synthetic": None if synthetic is None else str(synthetic), "external": None if external is None else
         str(external), "leaky": leak["leaky"], "leak": leak,
-        "split": split, "rows": rows,
+        "split": split, "rows": rows, "scored_inside_fov": fov_index is not None,
         "paper": {str(k): dict(zip(("count", "precision", "recall", "f1"), v, strict=True))
                   for k, v in SON_TABLE_1C.items()},
     }

@@ -23,6 +23,7 @@ from retina.bench.segment import (
     TrainConfig,
     build_model,
     evaluate_segmenter,
+    scoring_set,
     subset_by_name,
     train_segmenter,
 )
@@ -48,10 +49,7 @@ class VesselConfig:
 
 
 def _scoring_set(index, names: list[str], resolution: int) -> tuple[Subset, int | None]:
-    """The test rows with the field of view as a second channel when the set has one (DRIVE convention)."""
-    use_fov = "fov" in index.channels
-    channels = ("vessels", "fov") if use_fov else ("vessels",)
-    return subset_by_name(FundusDataset(index, resolution, channels=channels), names), (1 if use_fov else None)
+    return scoring_set(index, names, resolution, ("vessels",))
 
 
 def run_vessel_benchmark(real: Path, synthetic: Path, config: VesselConfig, out: Path, device: torch.device,

@@ -7,7 +7,9 @@
       masks/<channel>/NAME.png     binary 0/255, one folder per channel in retina.common.schema
       labels.csv                   name,grade,split,source[,extra columns...]  (split: train|val|test; an empty
                                    cell or no split column means train)
-      dataset.json                 channels present, resolution, provenance
+      retina.json                  channels present, resolution, provenance (sets written by earlier versions have it as
+                                   dataset.json, which is still read; nnU-Net's dataset.json is another schema,
+                                   written by `retina data export --format nnunet`)
 
 A channel folder may be missing (grades-only sets, layout sets without vessels): readers report which
 channels are absent and callers that need them fail with a message, rather than reading zeros.
@@ -44,7 +46,16 @@ from retina.common.schema import CHANNEL_NAMES
 FORMAT_NAME = "retina-canonical"
 FORMAT_VERSION = 1
 LABEL_COLUMNS = ("name", "grade", "split", "source")
+INFO_FILE = "retina.json"
+LEGACY_INFO_FILE = "dataset.json"  # its name in sets written by earlier versions: read, never written
 SPLITS = ("train", "val", "test")
+
+
+def info_file(root: str | Path) -> Path:
+    """A set's metadata file: ``retina.json``, or the legacy ``dataset.json`` of a set that has only that."""
+    root = Path(root)
+    current, legacy = root / INFO_FILE, root / LEGACY_INFO_FILE
+    return legacy if legacy.is_file() and not current.is_file() else current
 
 
 @dataclass
@@ -114,7 +125,7 @@ class CanonicalDataset:
         self.samples: list[Sample] = _read_labels(labels)
         if not self.samples:
             raise RetinaError(f"{labels}: the data set is empty (no rows)")
-        info_path = self.root / "dataset.json"
+        info_path = self.info_path = info_file(self.root)
         self.info: dict[str, Any] = validate_dataset_info(read_json(info_path), info_path) if info_path.is_file() \
             else {}
         masks = self.root / "masks"
@@ -123,7 +134,7 @@ class CanonicalDataset:
         )
         self.has_images = (self.root / "images").is_dir()
         self._by_name = {s.name: s for s in self.samples}
-        # Readers go by the files (a deleted channel folder is reported where it is needed); where dataset.json
+        # Readers go by the files (a deleted channel folder is reported where it is needed); where retina.json
         # contradicts them, `retina data inspect` lists it, and a value that is used (resolution) is checked.
         self.disagreements = dataset_disagreements(self.info, len(self.samples), self.channels, self.has_images)
         self._resolution_checked = False
@@ -142,7 +153,7 @@ class CanonicalDataset:
 
     @property
     def resolution(self) -> int | None:
-        """dataset.json's resolution (validated: an int or None), checked once against the first sample's
+        """retina.json's resolution (validated: an int or None), checked once against the first sample's
         files, so that a set whose metadata lies about its size is refused rather than merged or rendered."""
         value = self.info.get("resolution")
         if value is not None and not self._resolution_checked:
@@ -155,9 +166,9 @@ class CanonicalDataset:
                 except (StopIteration, RetinaError):
                     continue
                 if (width, height) != (value, value):
-                    raise RetinaError(f"{self.root / 'dataset.json'}: says resolution {value} but the files of "
+                    raise RetinaError(f"{self.info_path}: says resolution {value} but the files of "
                                       f"'{sample.name}' are {width}x{height}; correct \"resolution\" or delete "
-                                      "dataset.json")
+                                      f"{self.info_path.name}")
                 break
         return value
 
@@ -410,7 +421,7 @@ class CanonicalWriter:
             "provenance": self.provenance,
             "environment": environment(),
         }
-        write_text_atomic(self.partial / "dataset.json", json.dumps(info, indent=2) + "\n")
+        write_text_atomic(self.partial / INFO_FILE, json.dumps(info, indent=2) + "\n")
         (self.partial / ".options.json").unlink(missing_ok=True)
         if self.out.exists() and self._overwrite:
             shutil.rmtree(self.out)

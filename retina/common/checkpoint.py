@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from retina import __version__
 from retina.common.errors import RetinaError
-from retina.common.imageio import atomic_path, write_text_atomic
+from retina.common.imageio import FILE_MODE, atomic_path, write_text_atomic
 from retina.common.metadata import parse_json, validate_checkpoint_document
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar")
@@ -128,6 +129,7 @@ def save_checkpoint(
     text = json.dumps(document, indent=2, sort_keys=False)
     with atomic_path(weights) as temporary:
         save_file(all_tensors, str(temporary), metadata={_METADATA_KEY: text})
+        os.chmod(temporary, FILE_MODE)  # safetensors writes a new file of mode 0600: give it the usual umask mode
     write_text_atomic(config_path, text + "\n")
     return weights
 

@@ -5,7 +5,7 @@ sha256 of its decoded mask stack (all the set's channels, named, in schema order
 file bytes or names, makes a re-encoded or renamed copy of an image the same image. A trainer writes its
 fingerprint as ``fingerprint.json`` into the run folder and references it (file name, digest, count) under
 ``training_set`` in every checkpoint's config; ``retina generate``, ``retina layout sample`` and ``retina render``
-copy their generators' fingerprints into the output set's ``dataset.json`` provenance (``generators``), so a
+copy their generators' fingerprints into the output set's ``retina.json`` provenance (``generators``), so a
 benchmark can refuse a synthetic set whose generators saw its test images (:func:`find_leaks`).
 """
 
@@ -157,7 +157,7 @@ def generator_records(data: CanonicalDataset) -> tuple[list[dict[str, Any]], lis
                     if r.get("learned") and not r.get("training_set")]
     generated = any(d.get("command") in ("generate", "render", "layout sample") for d in _walk(provenance))
     if generated and not records:
-        unverifiable.append("its generators (made before fingerprints: dataset.json lists none)")
+        unverifiable.append("its generators (made before fingerprints: retina.json lists none)")
     return records, unverifiable
 
 

@@ -1,4 +1,4 @@
-"""The one validator for metadata: ``dataset.json``, the numeric columns of ``labels.csv`` and checkpoint
+"""The one validator for metadata: ``retina.json``, the numeric columns of ``labels.csv`` and checkpoint
 configs. Each is checked for what its format promises (an object, with fields of the right type, finite, in
 range) and, where it describes files, for agreement with them, so that a hand-edited or foreign file ends in
 one line naming the file and the field, not in an ``AttributeError`` or ``KeyError`` deep in a model.
@@ -56,10 +56,10 @@ def _field(where: str | Path, key: str, problem: str, fix: str) -> RetinaError:
     return RetinaError(f"{where}: \"{key}\" {problem}; {fix}")
 
 
-# -- dataset.json ------------------------------------------------------------------------------------------
+# -- retina.json ------------------------------------------------------------------------------------------
 def validate_dataset_info(info: Any, path: str | Path) -> dict[str, Any]:
-    """Types and ranges of a canonical set's ``dataset.json``; returns it as a dict."""
-    fix = "correct it or delete dataset.json (it is rewritten by `retina data merge`)"
+    """Types and ranges of a canonical set's ``retina.json``; returns it as a dict."""
+    fix = "correct it or delete retina.json (it is rewritten by `retina data merge`)"
     if not isinstance(info, dict):
         raise RetinaError(f"{path}: holds a JSON {type(info).__name__}, not an object; {fix}")
     resolution = info.get("resolution")
@@ -94,7 +94,7 @@ def validate_dataset_info(info: Any, path: str | Path) -> dict[str, Any]:
 
 def dataset_disagreements(info: Mapping[str, Any], rows: int, channels: Iterable[str],
                           has_images: bool) -> list[str]:
-    """Where a (valid) ``dataset.json`` contradicts the files beside it; empty when it agrees."""
+    """Where a (valid) ``retina.json`` contradicts the files beside it; empty when it agrees."""
     found: list[str] = []
     count = info.get("count")
     if count is not None and count != rows:

@@ -1,6 +1,6 @@
 """Where an output came from: the command line, the software versions, the device and the code's git commit.
 
-Written into every data set's dataset.json and every run's config.json, so a folder found months later says how
+Written into every data set's retina.json and every run's config.json, so a folder found months later says how
 to make it again. Synthetic photographs also carry PNG text chunks (:func:`synthetic_png_text`) so that an image
 separated from its folder still says it is synthetic.
 """

@@ -50,3 +50,12 @@ def selection_rows(data: CanonicalDataset, purpose: str, log: bool = True) -> tu
     summary(f"{purpose}: {data.root} has no split=val rows; selecting on the training rows instead (optimistic; "
             "never on test)", log)
     return training_rows(data, purpose, log=False), "train (no val rows)"
+
+
+def parse_splits(text: str, option: str) -> tuple[str, ...]:
+    """``"test"`` or ``"train,val"`` -> the split names, each checked (one line naming the option otherwise)."""
+    names = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    wrong = [n for n in names if n not in SPLITS]
+    if not names or wrong:
+        raise RetinaError(f"{option} {text!r}: expected train, val, test or a comma list of them")
+    return names

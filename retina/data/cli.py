@@ -13,7 +13,7 @@ app = typer.Typer(no_args_is_help=True)
 def phantom(
     out: Path = typer.Option(..., "--out", help="Output folder (canonical format); must not exist."),
     n: int = typer.Option(100, "--n", help="Number of images."),
-    size: int = typer.Option(256, "--size", help="Image side in pixels."),
+    size: int = typer.Option(256, "--res", help="Image side in pixels."),
     grades: str = typer.Option("0-4", "--grades", help="Grades to cycle through: '4', '0,2,4', '0-4' or 'uniform'."),
     seed: int = typer.Option(0, "--seed", help="Base seed; each image gets its own seed derived from it."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
@@ -74,7 +74,7 @@ def import_(
     format: str = typer.Option(..., "--format", "-f",
                                help="idrid, idrid-grading, fgadr, ddr, drive, eyepacs, aptos or idrid-seg512."),
     out: Path = typer.Option(..., "--out", help="Output folder (canonical format); must not exist."),
-    size: int = typer.Option(512, "--size", help="Output side in pixels (FOV crop, padded square)."),
+    size: int = typer.Option(512, "--res", help="Output side in pixels (FOV crop, padded square)."),
     estimate_grade: bool = typer.Option(False, "--estimate-grade",
                                         help="Sets without grades: a lesion-count heuristic grade (not clinical)."),
     limit: int | None = typer.Option(None, "--limit", help="Import only the first N images (quick looks)."),
@@ -145,13 +145,28 @@ def merge(
     summary(report.summary_line())
 
 
+@app.command("resize")
+def resize(
+    root: Path = typer.Argument(..., help="Canonical data set to shrink."),
+    size: int = typer.Option(..., "--res", help="Output side in pixels (at most the set's own)."),
+    out: Path = typer.Option(..., "--out", help="Output folder; must not exist."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
+) -> None:
+    """A smaller copy of a set: masks max-pooled, grades, split and labels kept (one split at every size)."""
+    from retina.data.resize import resize_dataset
+
+    resize_dataset(root, size, out, overwrite)
+
+
 @app.command("annotate")
 def annotate(
     segmenter: Path = typer.Option(..., "--segmenter", help="Segmenter checkpoint or run folder "
                                    "(from `retina bench segment --save-model`)."),
     images: Path = typer.Option(..., "--images", help="A canonical set (grades kept) or a folder of images."),
     out: Path = typer.Option(..., "--out", help="Output canonical set; masks marked as weak labels."),
-    batch_size: int = typer.Option(8, help="Images per step."),
+    batch_size: int = typer.Option(8, "--batch", help="Images per step."),
+    add: bool = typer.Option(False, "--add", help="Keep the set's own masks and add the segmenter's channels it "
+                             "lacks (e.g. vessels for IDRiD), marked weak."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUT if it exists."),
     device: str = typer.Option("auto", help="auto | cpu | cuda"),
 ) -> None:
@@ -159,7 +174,7 @@ def annotate(
     from retina.common.device import resolve_device
     from retina.data.annotate import annotate as run_annotate
 
-    run_annotate(segmenter, images, out, resolve_device(device), batch_size, overwrite)
+    run_annotate(segmenter, images, out, resolve_device(device), batch_size, overwrite, add=add)
 
 
 @app.command("split")

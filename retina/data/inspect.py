@@ -48,7 +48,7 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
     """A JSON-ready report: counts per grade and split, per-channel mask statistics per grade, problems."""
     data = CanonicalDataset(root)
     names = set(data.names)
-    info_path = data.root / "dataset.json"
+    info_path = data.info_path
     problems: list[dict[str, str]] = [_problem("metadata mismatch", info_path, d) for d in data.disagreements]
     resolution = data.info.get("resolution")
     pixels: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -75,7 +75,7 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
                     else:
                         if resolution is not None and reference != (resolution, resolution):
                             problems.append(_problem("size mismatch", path, f"image is {reference[1]}x{reference[0]} "
-                                                     f"but dataset.json says resolution {resolution}"))
+                                                     f"but retina.json says resolution {resolution}"))
             for channel in data.channels:
                 path = data.mask_path(channel, sample.name)
                 if not path.is_file():
@@ -90,7 +90,7 @@ def inspect_dataset(root: str | Path, progress: bool = False) -> dict[str, Any]:
                     reference = mask.shape
                     if resolution is not None and reference != (resolution, resolution):
                         problems.append(_problem("size mismatch", path, f"mask is {reference[1]}x{reference[0]} but "
-                                                 f"dataset.json says resolution {resolution}"))
+                                                 f"retina.json says resolution {resolution}"))
                 elif mask.shape != reference:
                     problems.append(_problem(
                         "size mismatch", path,

@@ -2,7 +2,7 @@
 
 The parts must agree on what a sample is (same mask channels, resolution, images or not), and the union must
 not repeat a name or, where the sets record one, a generation seed: a repeated seed means two shards generated
-the same sample. Files are copied, not re-encoded; the merged dataset.json lists the parts in its provenance.
+the same sample. Files are copied, not re-encoded; the merged retina.json lists the parts in its provenance.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class MergeReport:
 
 
 def _resolution(part: CanonicalDataset) -> int | None:
-    """dataset.json's resolution, else the width of the first sample's first file."""
+    """retina.json's resolution, else the width of the first sample's first file."""
     if part.resolution is not None:
         return part.resolution
     first = part.names[0]

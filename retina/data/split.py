@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from retina.common.canonical import LABEL_COLUMNS, SPLITS, CanonicalDataset, CanonicalWriter, Sample
+from retina.common.canonical import INFO_FILE, LABEL_COLUMNS, SPLITS, CanonicalDataset, CanonicalWriter, Sample
 from retina.common.errors import RetinaError
 from retina.common.imageio import write_text_atomic
 from retina.common.output import check_output
@@ -121,7 +121,7 @@ def _labels_text(samples: Sequence[Sample], splits: Sequence[str]) -> str:
 def write_split_column(data: CanonicalDataset, fractions: Sequence[float], seed: int, out: str | Path | None
                        ) -> dict[str, int]:
     """Give every row of ``data`` a train/val/test split (stratified by grade, seeded) in ONE set: a copy at
-    ``out``, or ``data`` itself (``out=None``: only labels.csv and dataset.json are rewritten). Returns the counts."""
+    ``out``, or ``data`` itself (``out=None``: only labels.csv and retina.json are rewritten). Returns the counts."""
     splits = assign_splits([s.grade for s in data.samples], fractions, seed)
     counts = {name: splits.count(name) for name in SPLITS}
     if counts["train"] == 0 or counts["train"] == len(splits):
@@ -133,7 +133,9 @@ def write_split_column(data: CanonicalDataset, fractions: Sequence[float], seed:
         info = dict(data.info)
         info["provenance"] = {**info.get("provenance", {}), "split": rule}
         write_text_atomic(data.root / "labels.csv", _labels_text(data.samples, splits))
-        write_text_atomic(data.root / "dataset.json", json.dumps(info, indent=2) + "\n")
+        write_text_atomic(data.root / INFO_FILE, json.dumps(info, indent=2) + "\n")
+        if data.info_path.name != INFO_FILE:  # a set from before the rename: its metadata moves to the new name
+            data.info_path.unlink(missing_ok=True)
         return counts
     provenance = {"split_of": str(Path(data.root).resolve()), "split": rule,
                   "source_provenance": data.info.get("provenance", {})}

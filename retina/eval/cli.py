@@ -57,7 +57,7 @@ def fidelity(
     ),
     out: Path | None = typer.Option(None, "--out", help="Write the full report as JSON here."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    batch_size: int = typer.Option(16, "--batch-size", min=1),
+    batch_size: int = typer.Option(16, "--batch", min=1),
     num_workers: int = typer.Option(0, "--num-workers", min=0, help="Image-decoding workers for feature extraction."),
     pairs: int = typer.Option(100, "--pairs", min=1, help="Random image pairs for the diversity scores."),
     max_images: int | None = typer.Option(None, "--max-images", min=2, help="Use at most this many images per set."),

@@ -54,8 +54,10 @@ def train(
     r1_gamma: float = typer.Option(1.0, help="R1 weight (lazy, every 16 D steps)."),
     lr: float | None = typer.Option(None, help="Adam learning rate (default: stylegan 0.0025, acgan 0.0002)."),
     seed: int | None = typer.Option(None, help="Run seed (default 0)."),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast on CUDA."),
-    channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 autocast (CUDA and CPU); default off, on "
+                                    "--resume the run's."),
+    channels_last: bool | None = typer.Option(None, "--channels-last/--no-channels-last", help="channels_last "
+                                              "memory format; default off, on --resume the run's."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train a layout GAN: progress with losses and ADA p, sample grids, last/best checkpoints, --resume."""
@@ -124,7 +126,7 @@ def train(
 
 @app.command("sample")
 def sample(
-    grade: str = typer.Option("uniform", help="A grade 0-4, a list 0,2,4, a range 0-4 or 'uniform'."),
+    grade: str = typer.Option("uniform", "--grades", help="A grade 0-4, a list 0,2,4, a range 0-4 or 'uniform'."),
     n: int = typer.Option(16, help="Number of layouts."),
     seed: int = typer.Option(0, help="Base seed; sample i uses a seed derived from (seed, i)."),
     checkpoint: Path | None = typer.Option(None, help="Layout checkpoint (file or run folder); default: the "

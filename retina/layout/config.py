@@ -134,7 +134,7 @@ class LayoutTrainConfig:
     eval_n: int = 100  # generated masks for the best-checkpoint metric (a grade classifier needs some per grade)
     seed: int = 0
     device: str = "auto"
-    amp: bool = False  # bf16 autocast on CUDA
+    amp: bool = False  # bf16 autocast (CUDA and CPU)
     channels_last: bool = False
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -27,14 +27,31 @@ def colour_masks(masks: np.ndarray) -> np.ndarray:
     return picture
 
 
-def preview_grid(masks: np.ndarray, grades: list[int], per_row: int = 8) -> np.ndarray:
-    """A grid of coloured masks: one row per grade (up to ``per_row`` samples each), 2-pixel gutters."""
-    rows = []
+def preview_grid(masks: np.ndarray, grades: list[int], per_row: int = 8, real: np.ndarray | None = None,
+                 real_grades: list[int] | None = None) -> np.ndarray:
+    """A grid of coloured masks: one row per grade (up to ``per_row`` samples each), each row's first tile
+    captioned with its grade; ``real`` (with ``real_grades``) adds a first row of real masks, captioned ``real``
+    and each tile with its grade. 2-pixel gutters."""
+    from retina.common.captions import caption
+
     size = masks.shape[-1]
+    blank = np.zeros((size, size, 3), np.uint8)
+
+    def row(tiles: list[np.ndarray]) -> np.ndarray:
+        tiles = tiles[:per_row] + [blank] * (per_row - len(tiles[:per_row]))
+        return np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0))) for t in tiles], axis=1)
+
+    rows = []
+    if real is not None and len(real):
+        labels = real_grades or [None] * len(real)
+        tiles = [caption(colour_masks(m), "real" + ("" if g is None else f" grade {g}"),
+                         "real" if g is None else f"r{g}") for m, g in zip(real, labels, strict=False)]
+        rows.append(row(tiles))
     for grade in sorted(set(grades)):
         chosen = [colour_masks(masks[i]) for i, g in enumerate(grades) if g == grade][:per_row]
-        chosen += [np.zeros((size, size, 3), np.uint8)] * (per_row - len(chosen))
-        rows.append(np.concatenate([np.pad(c, ((1, 1), (1, 1), (0, 0))) for c in chosen], axis=1))
+        if chosen:
+            chosen[0] = caption(chosen[0], f"grade {grade}", f"g{grade}")
+        rows.append(row(chosen))
     return np.concatenate(rows, axis=0)
 
 
@@ -54,7 +71,7 @@ def write_layouts(
 ) -> Path:
     """Sample ``len(grades)`` layouts in batches and write them to ``out`` in the canonical format.
     ``generators``: the records of the models drawn from (:func:`retina.common.fingerprint.generator_record`),
-    with their training sets' fingerprints, for dataset.json."""
+    with their training sets' fingerprints, for retina.json."""
     channels = tuple(model.channels)
     if vessels is not None and "vessels" not in channels:
         channels = tuple(c for c in (c.name for c in CHANNELS) if c in (*channels, "vessels"))

@@ -132,7 +132,8 @@ class LayoutTrainer:
 
             checkpoint = Checkpoint(Path(config.out) / "last.safetensors").expect("layout")
         saved_loop = checkpoint.config["training"] if checkpoint is not None else {}
-        for name in ("batch", "seed", "snapshot_kimg", "kimg"):  # None: the resumed run's value, else the default
+        # None: the resumed run's value, else the default (a resume keeps bf16 and the memory format it ran with)
+        for name in ("batch", "seed", "snapshot_kimg", "kimg", "amp", "channels_last"):
             if getattr(config, name) is None:
                 setattr(config, name, saved_loop.get(name, getattr(LayoutTrainConfig(), name)))
         if checkpoint is not None and int(round(config.kimg * 1000)) <= checkpoint.state["cur_nimg"]:
@@ -305,8 +306,8 @@ class LayoutTrainer:
         return penalty.mean() * t.pl_weight * t.pl_interval
 
     def _autocast(self):
-        if self.config.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.config.amp:  # CUDA, and CPUs with bf16 units (avx512_bf16, AMX)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _soften(self, masks: torch.Tensor) -> torch.Tensor:
@@ -424,7 +425,8 @@ class LayoutTrainer:
         probabilities = torch.sigmoid(self.G_ema(z, torch.tensor(grades, device=self.device), generators).float())
         masks = expand_channels((probabilities >= 0.5).cpu().numpy(), tuple(self.config.generator.channels))
         path = self.run.samples / f"kimg{self.cur_nimg / 1000:08.3f}.png"
-        grid = preview_grid(masks, grades, per_row=6)
+        real = expand_channels(self.selection[:6].bool().numpy(), tuple(self.config.generator.channels))
+        grid = preview_grid(masks, grades, per_row=6, real=real, real_grades=self.selection_grades[:6].tolist())
         write_png(path, grid)
         self.run.add_image("samples", grid, self.cur_nimg)  # the same grid in TensorBoard
         return path

@@ -32,9 +32,9 @@ def write_phantom(
     if n < 1:
         raise RetinaError(f"--n {n}: a phantom data set needs at least one image")
     if size < 16:
-        raise RetinaError(f"--size {size}: too small to draw a fundus; use --size 16 or more")
+        raise RetinaError(f"--res {size}: too small to draw a fundus; use --res 16 or more")
     one = sampling_bytes(1, size)
-    require_memory(one, one, "a phantom image", 1, size, batch_option=None, res_option="--size")
+    require_memory(one, one, "a phantom image", 1, size, batch_option=None, res_option="--res")
     grades = [parse_grade(g, "--grades") for g in grades]
     if not grades:
         raise RetinaError("--grades is empty; give e.g. 0-4")

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from retina.common.errors import RetinaError, parse_grade
+from retina.common.split import parse_splits
 
 app = typer.Typer(
     invoke_without_command=True,
@@ -22,8 +23,9 @@ app = typer.Typer(
 def render(
     ctx: typer.Context,
     masks: Path | None = typer.Option(None, "--masks", help="Canonical-format folder of mask sets to render."),
-    checkpoint: Path | None = typer.Option(
-        None, "--checkpoint", help="Render checkpoint (.safetensors); without one, the procedural preview renderer."),
+    renderer: str | None = typer.Option(None, "--renderer", help="shipped (default: the renderer packaged with "
+                                        "retina), procedural (the hand-written preview renderer) or a render "
+                                        "checkpoint."),
     grade: str | None = typer.Option(
         None, "--grade", help="Grade 0-4 for rows of labels.csv without one (else the renderer predicts it)."),
     seed: int = typer.Option(0, "--seed", help="Base seed; sample i uses sample_seed(seed, i)."),
@@ -33,6 +35,8 @@ def render(
     channels_last: bool = typer.Option(True, "--channels-last/--no-channels-last", help="channels_last memory "
                                        "format for the renderer (measured 1.2x faster on CPU)."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the renderer (start-up cost)."),
+    split: str | None = typer.Option(None, "--split", help="Render only these rows of labels.csv: train, val, "
+                                     "test or a comma list (e.g. test: the held-out masks)."),
     out: Path | None = typer.Option(None, "--out", help="Output folder (a new canonical data set)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
@@ -44,13 +48,16 @@ def render(
         raise RetinaError(f"retina render: {missing} required (retina render --masks DIR --out DIR), "
                           "or a subcommand such as `retina render train`")
     grade_value = None if grade is None else parse_grade(grade, "--grade")
+    splits = None if split is None else parse_splits(split, "--split")
     from retina.common.device import resolve_device
     from retina.render.infer import open_renderer, render_folder
+    from retina.shipped import resolve_model
 
     torch_device = resolve_device(device)
-    renderer = open_renderer(checkpoint, torch_device, amp=amp, channels_last=channels_last, compile=compile)
-    render_folder(masks, out, renderer, grade=grade_value, seed=seed, batch=batch, device=torch_device,
-                  overwrite=overwrite, checkpoint=checkpoint)
+    checkpoint = resolve_model(renderer, "render", "--renderer")
+    model = open_renderer(checkpoint, torch_device, amp=amp, channels_last=channels_last, compile=compile)
+    render_folder(masks, out, model, grade=grade_value, seed=seed, batch=batch, device=torch_device,
+                  overwrite=overwrite, checkpoint=checkpoint, splits=splits)
 
 
 try:  # the trainer lives in its own module (retina/render/train_cli.py)
@@ -81,8 +88,8 @@ def train_sketch(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Train SkrGAN's colour render mapping G_P (U-Net, PatchGAN D_P, adversarial + λ L1) on (sketch,
-    photograph) pairs; render its sketches with `retina generate --vessels sketch --render-ckpt RUN` or
-    `retina render --masks DIR --checkpoint RUN` (the sketch in masks/vessels)."""
+    photograph) pairs; render its sketches with `retina generate --vessels sketch --renderer RUN` or
+    `retina render --masks DIR --renderer RUN` (the sketch in masks/vessels)."""
     from retina.render.skrgan_train import train_stage_command
 
     model = {"res": res, "width": width, "d_width": d_width, "l1_weight": l1_weight, "lr": lr}
@@ -93,10 +100,11 @@ def generate(
     out: Path = typer.Option(..., "--out", help="Output folder (a new canonical data set)."),
     grades: str = typer.Option("uniform", "--grades", help="'uniform' (balanced 0-4), '4', '0,2,4' or '0-4'."),
     n: int = typer.Option(1000, "--n", help="Number of images over all shards."),
-    layout_ckpt: Path | None = typer.Option(
-        None, "--layout-ckpt", help="Layout checkpoint; without one, the procedural layout prior."),
-    render_ckpt: Path | None = typer.Option(
-        None, "--render-ckpt", help="Render checkpoint; without one, the procedural preview renderer."),
+    layout: str | None = typer.Option(None, "--layout", help="shipped (default: the layout GAN packaged with "
+                                      "retina), procedural (the hand-written prior) or a layout checkpoint."),
+    renderer: str | None = typer.Option(None, "--renderer", help="shipped (default: the renderer packaged with "
+                                        "retina), procedural (the hand-written preview renderer) or a render "
+                                        "checkpoint."),
     seed: int = typer.Option(0, "--seed", help="Base seed; global index i uses sample_seed(seed, i)."),
     res: int | None = typer.Option(None, "--res", help="Resolution (default: the renderer's, else 256)."),
     batch: int = typer.Option(8, "--batch", help="Samples per streaming step (memory is constant in --n)."),
@@ -115,7 +123,7 @@ def generate(
                                    "and a field of view without holes, as `retina layout sample` (--raw: none)."),
     vessels: str = typer.Option("gan", "--vessels", help="gan (the layout model's own), aae (a vessel AAE redraws "
                                 "them), or sketch: SkrGAN, the sketch generator draws a sketch and the colour "
-                                "renderer (--render-ckpt from `retina render train-sketch`) renders it; no layout "
+                                "renderer (--renderer from `retina render train-sketch`) renders it; no layout "
                                 "model, lesions or grades."),
     vessels_checkpoint: Path | None = typer.Option(None, "--vessels-checkpoint", help="AAE or sketch generator "
                                                    "checkpoint (`retina layout train-aae` / `train-sketch`)."),
@@ -123,8 +131,14 @@ def generate(
     """Layout then render in one streaming pass: a balanced, labelled canonical data set."""
     from retina.common.device import resolve_device
     from retina.render.generate import generate_dataset
+    from retina.shipped import resolve_model
 
-    generate_dataset(out, n, grades=grades, layout_ckpt=layout_ckpt, render_ckpt=render_ckpt, seed=seed, res=res,
+    layout_path = resolve_model(layout, "layout", "--layout")
+    render_path = resolve_model(renderer, "render", "--renderer")
+    if vessels == "sketch" and renderer in (None, "shipped"):
+        render_path = None  # SkrGAN's colour renderer is its own model, never the shipped DR-GAN
+    generate_dataset(out, n, grades=grades, layout_ckpt=layout_path or "procedural",
+                     render_ckpt=render_path or "procedural", seed=seed, res=res,
                      batch=batch, shard=shard, device=resolve_device(device), amp=amp, truncation=truncation,
                      channels_last=channels_last, compile=compile,
                      overwrite=overwrite, resume=resume, post_process=single_od, vessels=vessels,

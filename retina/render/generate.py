@@ -124,10 +124,10 @@ def generate_dataset(
     counts: Counter = Counter()
     post_processed = 0
     start = time.perf_counter()
-    # What decides the images: a --resume with other values would mix two data sets under one dataset.json.
+    # What decides the images: a --resume with other values would mix two data sets under one retina.json.
     options = {"--n": n, "--grades": grades, "--seed": seed, "--res": res, "--shard": f"{shard_index}/{shard_count}",
-               "--layout-ckpt": provenance["layout"].get("checkpoint_sha256"),
-               "--render-ckpt": render.get("checkpoint_sha256"),
+               "--layout": provenance["layout"].get("checkpoint_sha256"),
+               "--renderer": render.get("checkpoint_sha256"),
                "--truncation": truncation, "--amp": amp, "--single-od/--raw": post_process}
     with CanonicalWriter(out, resolution=res, provenance=provenance, extra_columns=GENERATE_EXTRA_COLUMNS,
                          overwrite=overwrite, resume=resume, options=options) as writer:
@@ -150,12 +150,16 @@ def generate_dataset(
                 bar.advance(len(block))
                 del masks, images  # constant memory in N: nothing of a batch outlives it
     elapsed = time.perf_counter() - start
+    from retina.shipped import describe
+
     kind = f" — {render['note']}" if render["preview"] else ""
+    which = [describe(Path(g["checkpoint"]) if g.get("checkpoint") else None) for g in pipe.generators]
     balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts, key=str))
     resumed = f", {len(indices) - len(todo)} kept from an interrupted run" if len(todo) < len(indices) else ""
     fixed = f", {post_processed} layout(s) post-processed" if post_process else ""
     summary(f"generated {len(todo)} image(s){resumed} (shard {shard_index}/{shard_count}, grades {balance}{fixed}) "
-            f"at {res}px with layout {layout.name} + renderer {renderer.name}{kind} in {elapsed:.1f}s -> {out}",
+            f"at {res}px with layout {layout.name} ({which[0]}) + renderer {renderer.name} ({which[1]}){kind} in "
+            f"{elapsed:.1f}s -> {out}",
             enabled=True)
     return {"count": len(todo), "kept": len(indices) - len(todo), "grades": dict(counts), "out": str(out),
             "seconds": elapsed, "post_processed": post_processed}

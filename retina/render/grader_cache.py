@@ -4,7 +4,7 @@ A trained grader is a safetensors checkpoint (``kind: grader``) whose JSON says 
 from, its held-out accuracy, kappa and stopping step, and the fingerprint of the images it saw. ``retina render train``
 looks it up in ``$RETINA_CACHE/graders/`` (default ``~/.cache/retina/graders/``) under a key made of that fingerprint
 and the grader's settings, so a second run on the same set (coarse then fine, an ablation, a smoke test) skips the
-training; ``--grader-ckpt PATH`` names one explicitly.
+training; ``--grader-checkpoint PATH`` names one explicitly.
 
 The key's fingerprint is the sha256 over the sorted (grade, content digest of the photograph, as the training-set
 fingerprints of retina/common/fingerprint.py) of the training and held-out rows the grader uses: a changed photograph

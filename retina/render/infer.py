@@ -57,7 +57,7 @@ def open_renderer(checkpoint: str | Path | None, device: torch.device, amp: bool
 
 
 def renderer_info(renderer: Any, checkpoint: str | Path | None = None) -> dict[str, Any]:
-    """What a data set's dataset.json records about the model that drew its images."""
+    """What a data set's retina.json records about the model that drew its images."""
     preview = bool(getattr(renderer, "preview", False))
     info = {
         "name": renderer.name,
@@ -90,6 +90,12 @@ def _batches(rows: list[tuple[int, Sample, int | None]], size: int) -> Iterator[
         yield batch
 
 
+def _describe(checkpoint):
+    from retina.shipped import describe
+
+    return describe(checkpoint)
+
+
 def render_folder(
     masks_dir: str | Path,
     out: str | Path,
@@ -101,10 +107,13 @@ def render_folder(
     overwrite: bool = False,
     show_progress: bool = True,
     checkpoint: str | Path | None = None,
+    splits: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """Render every mask set of the canonical folder ``masks_dir`` into the canonical set ``out``.
 
-    ``checkpoint``: the file ``renderer`` was loaded from, recorded (with its sha256) in dataset.json.
+    ``checkpoint``: the file ``renderer`` was loaded from, recorded (with its sha256) in retina.json.
+    ``splits``: only the rows of these splits (e.g. ``("test",)``); seeds still follow each row's index in the
+    whole labels.csv, so a subset renders exactly as those rows do in a full render.
     """
     if batch < 1:
         raise RetinaError(f"--batch {batch}: must be at least 1")
@@ -121,10 +130,15 @@ def render_folder(
     res = renderer.res or source.resolution or int(source.load_masks(source.samples[0].name, copied).shape[-1])
     rows = []
     for index, sample in enumerate(source.samples):
+        if splits is not None and sample.split not in splits:
+            continue
         if sample.grade is not None:
             rows.append((index, sample, sample.grade))
         else:
             rows.append((index, sample, grade))
+    if not rows:
+        raise RetinaError(f"--split {','.join(splits or ())}: {source.root}/labels.csv has no such rows; its splits "
+                          f"are {', '.join(sorted({s.split for s in source.samples}))}")
     predict = getattr(renderer, "predict_grades", None)
     ignored_grade = grade is not None and sum(s.grade is not None for s in source.samples)
     if ignored_grade:
@@ -142,6 +156,7 @@ def render_folder(
         "seed": seed,
         "seed_rule": "sample_seed(seed, row index in the mask folder's labels.csv)",
         "grade_option": grade,
+        "splits": list(splits) if splits is not None else "all",
         "preview": info["preview"],
         "generators": [generator_record("renderer", renderer.name, checkpoint,
                                                    learned=bool(getattr(renderer, "checkpoint_hash", "")))],
@@ -196,7 +211,8 @@ def render_folder(
         console.print(f"warning: {resized} mask set(s) of {source.root} were not {res}x{res}; resized with "
                       "max-pooling (tiny lesions kept) and copied at the rendered size")
     elapsed = time.perf_counter() - start
-    kind = f" — {renderer.note}" if info["preview"] else ""
+    kind = f" — {renderer.note}" if info["preview"] else f" ({_describe(checkpoint_paths(checkpoint)[0])})" \
+        if checkpoint is not None else ""
     summary(f"rendered {len(rows)} image(s) at {res}px with {renderer.name}{kind} in {elapsed:.1f}s "
             f"({len(rows) / max(elapsed, 1e-9):.2f} img/s) -> {out}")
     return {"count": len(rows), "res": res, "resized": resized, "seconds": elapsed, "out": str(out)}

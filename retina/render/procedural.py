@@ -2,7 +2,7 @@
 
 It needs no checkpoint, so ``retina render`` and ``retina generate`` produce a result on a fresh machine.
 Its pictures come from hand-written drawing rules, not from a model fitted to photographs: every output
-that uses it is labelled a *procedural preview* (``PREVIEW_NOTE``) in its summary line and dataset.json.
+that uses it is labelled a *procedural preview* (``PREVIEW_NOTE``) in its summary line and retina.json.
 """
 
 from __future__ import annotations

@@ -54,12 +54,13 @@ def render_train(
                                                                   "stops earlier when its val accuracy stops rising)."),
     grader_patience: int = typer.Option(5, "--grader-patience", help="Val checks (every 20 steps) without a better "
                                                                      "accuracy before the grader stops."),
-    grader_ckpt: Path | None = typer.Option(None, "--grader-ckpt", help="A trained grader to reuse (a *.safetensors "
-                                            "from the grader cache, ~/.cache/retina/graders or $RETINA_CACHE)."),
+    grader_ckpt: Path | None = typer.Option(None, "--grader-checkpoint", help="A trained grader to reuse (a "
+                                            "*.safetensors from the grader cache, ~/.cache/retina/graders or "
+                                            "$RETINA_CACHE)."),
     val_images: int = typer.Option(64, "--val-images", help="split=val rows rendered at each snapshot to choose "
                                                             "best.safetensors (FD-EffNetLite0)."),
     weights_dir: Path | None = typer.Option(None, "--weights-dir", help="Folder with pretrained .pth weights."),
-    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA)."),
+    amp: bool = typer.Option(False, "--amp", help="bf16 autocast (CUDA and CPU)."),
     channels_last: bool = typer.Option(False, "--channels-last", help="channels_last memory format."),
     every: int = typer.Option(500, "--every", help="Steps between samples/checkpoints."),
     seed: int = typer.Option(0, "--seed"),

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 
 def studio(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (127.0.0.1: this machine only)."),
     port: int = typer.Option(7860, "--port", help="Port to serve on."),
-    layout_ckpt: Path | None = typer.Option(None, "--layout-ckpt", help="Layout checkpoint (file or run folder); "
-                                            "default: the procedural prior."),
-    render_ckpt: Path | None = typer.Option(None, "--render-ckpt", help="Render checkpoint; default: the "
-                                            "procedural renderer (a labelled preview)."),
+    layout_ckpt: str | None = typer.Option(None, "--layout", help="shipped (default: the packaged layout GAN), "
+                                           "procedural (the hand-written prior) or a layout checkpoint."),
+    render_ckpt: str | None = typer.Option(None, "--renderer", help="shipped (default: the packaged renderer), "
+                                           "procedural (the labelled preview renderer) or a render checkpoint."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Start retina studio: sample a layout, edit lesions with a brush or by kind, re-render, download."""
@@ -25,8 +23,12 @@ def studio(
 
     if not 0 < port < 65536:
         raise RetinaError(f"--port {port}: choose a port from 1 to 65535")
+    from retina.shipped import resolve_model
+
     device_ = resolve_device(device)
-    app = build_app(load_layout_model(layout_ckpt, device_), open_renderer(render_ckpt, device_), device_)
+    layout_path = resolve_model(layout_ckpt, "layout", "--layout")
+    render_path = resolve_model(render_ckpt, "render", "--renderer")
+    app = build_app(load_layout_model(layout_path, device_), open_renderer(render_path, device_), device_)
     print(f"retina studio on http://{host}:{port} (Ctrl-C to stop)", flush=True)
     try:
         launch(app, host=host, port=port)

@@ -84,7 +84,7 @@ def _count_instances(path: Path, image_shape: tuple[int, int]) -> int:
 
 
 def _skip_undecodable_names(scan: Scan) -> None:
-    """Leave out (and count) files whose names are not valid UTF-8: labels.csv and dataset.json cannot hold them."""
+    """Leave out (and count) files whose names are not valid UTF-8: labels.csv and retina.json cannot hold them."""
     kept = []
     for item in scan.items:
         try:
@@ -116,7 +116,7 @@ def import_dataset(
     if aspect == "auto":
         aspect = importer.source_aspect
     if size < 8:
-        raise RetinaError(f"--size {size} is too small; use at least 8 (e.g. 256 or 512)")
+        raise RetinaError(f"--res {size} is too small; use at least 8 (e.g. 256 or 512)")
     if estimate and not (set(importer.channels) & {"ma", "he", "ex", "se", "nv"}):
         raise RetinaError(f"--estimate-grade needs lesion masks, and --format {importer.name} has none")
     scan = importer.scan(Path(src))
