@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from cli_errors import expect_user_error
 
 from retina.cli import main
 from retina.common.canonical import CanonicalDataset
@@ -18,15 +19,7 @@ from retina.common.imageio import read_mask
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def _fails(argv, capsys, *needles):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: ")
-    for needle in needles:
-        assert needle in error, error
-    return error
+_fails = expect_user_error
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
+from cli_errors import expect_user_error
 
 from retina.cli import main
 from retina.common.canonical import CanonicalDataset, CanonicalWriter
@@ -30,15 +31,7 @@ def _images(folder):
     return {name: read_image(data.image_path(name)) for name in data.names}
 
 
-def _fails(argv, capsys, *needles):
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv)
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert error.startswith("error: ")
-    for needle in needles:
-        assert needle in error
-    return error
+_fails = expect_user_error
 
 
 def test_render_writes_canonical_set_with_mask_copies(phantom, tmp_path, capsys):

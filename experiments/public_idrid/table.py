@@ -30,7 +30,7 @@ def vessel_table(runs: Path) -> str:
             "|---|---|---|---|---|\n"
             f"| {result['model_description']}, {result['train']['epochs']} epochs | {metrics['f1']:.3f} | "
             f"{metrics['auc_roc']:.3f} | {metrics['sensitivity']:.3f} | {metrics['accuracy']:.3f} |\n"
-            "| U-Net, published range (Ronneberger-style, DRIVE) | 0.80–0.82 | 0.97–0.98 | | |")
+            "| U-Net on DRIVE, published range | 0.80–0.82 | 0.97–0.98 | | |")
 
 
 def fidelity_table(runs: Path) -> str:
@@ -82,6 +82,8 @@ def bench_table(runs: Path) -> str:
             lines.append(f"| {label} | – | – | – | – | – |")
             continue
         for row in result["rows"]:
+            if not row["ratio"] and name != "procedural":
+                continue  # real only: the same seeds give the same models in both benches; shown once
             sd = row.get("sd") or {}
             cells = [_pm(row["metrics"][c]["f1"], (sd.get(c) or {}).get("f1")) for c in ("ex", "he", "mean")]
             lines.append(f"| {label if row['ratio'] else 'none (real only)'} | {row['ratio']:.2f} | "
@@ -89,11 +91,28 @@ def bench_table(runs: Path) -> str:
     return "\n".join(lines)
 
 
+def trained_seconds(run: Path) -> float | None:
+    """A trainer's own time over all its sessions: the ``time`` of log.jsonl restarts at each --resume."""
+    log = run / "log.jsonl"
+    if not log.is_file():
+        return None
+    sessions, last = [], None
+    for line in log.read_text("utf-8").splitlines():
+        seconds = json.loads(line).get("time")
+        if seconds is None:
+            continue
+        if last is not None and seconds < last:
+            sessions.append(last)
+        last = seconds
+    return sum(sessions) + (last or 0.0)
+
+
 def time_table(runs: Path) -> str:
     lines = ["| stage | wall time | CPU threads |", "|---|---|---|"]
     total = 0.0
     for done in sorted(runs.glob(f"*/{DONE}"), key=lambda p: p.stat().st_mtime):
         record = json.loads(done.read_text("utf-8"))
+        record["seconds"] = trained_seconds(done.parent) or record["seconds"]  # resumed runs: every session
         total += record["seconds"] * record.get("threads", 1)
         lines.append(f"| {record['stage']} | {record['seconds'] / 60:.1f} min | {record.get('threads', '?')} |")
     lines.append(f"| all stages | {total / 3600:.2f} core-hours | |")
