@@ -55,3 +55,34 @@ def test_public_recipe_stages_form_a_dag_and_list(tmp_path, capsys, monkeypatch)
     recipe.main(["--data", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"), "--list"])
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == len(stages) and all(" todo " in line for line in listed)
+
+
+def test_public_recipe_commands_parse_with_todays_cli(tmp_path, monkeypatch):
+    """Every `retina` command of the recipe is accepted by the CLI as it is now (options, types, ranges): a renamed
+    or removed option breaks this test instead of a 2-hour run."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    import typer
+
+    from retina.cli import app
+    from retina.common.options import install_number_checks
+    from retina.common.vocabulary import install_aliases
+
+    here = Path(__file__).resolve().parent.parent / "experiments" / "public_idrid"
+    spec = importlib.util.spec_from_file_location("public_recipe", here / "run.py")
+    recipe = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "public_recipe", recipe)
+    spec.loader.exec_module(recipe)
+    root = install_aliases(install_number_checks(typer.main.get_command(app)))
+    commands = [c for s in recipe.stages(tmp_path, json.loads((here / "config.json").read_text()), tmp_path)
+                for c in (*s.commands, *([s.resume] if s.resume else [])) if c[0] != "python"]
+    assert len(commands) > 15
+    for command in commands:
+        argv = [str(a) for a in command]
+        group, rest = root, argv
+        while hasattr(group, "commands") and rest and rest[0] in group.commands:
+            group, rest = group.commands[rest[0]], rest[1:]
+        group.make_context(" ".join(argv[: len(argv) - len(rest)]), list(rest), resilient_parsing=False)
