@@ -80,3 +80,12 @@ def test_pipeline_load_defaults_to_the_shipped_models():
     batch = pipe.generate(grades=[2], seed=0)
     assert batch.images.shape == (1, pipe.res, pipe.res, 3) and batch.images.dtype == np.uint8
     assert Pipeline.load("procedural", "procedural", device="cpu").preview
+
+
+def test_grades_outside_the_training_data_are_named(tmp_path, capsys):
+    from retina.render.model import load_renderer
+
+    assert load_renderer(shipped_checkpoint("render")).seen_grades == (2, 3)  # IDRiD-seg, grade rule: 2 and 3
+    main(["generate", "--n", "2", "--grades", "0,2", "--device", "cpu", "--out", str(tmp_path / "g")])
+    err = " ".join(capsys.readouterr().err.split())
+    assert "trained on grade(s) 2, 3 only; grade(s) 0 are outside its training data" in err

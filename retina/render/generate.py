@@ -105,6 +105,13 @@ def generate_dataset(
                          vessels_checkpoint=vessels_checkpoint)
     res = pipe.check_res(res)
     layout, renderer = pipe.layout, pipe.renderer
+    seen = getattr(renderer, "seen_grades", None)
+    unseen = sorted(set(grade_cycle) - set(seen)) if seen else []
+    if unseen and show_progress:
+        from retina.common.progress import console
+
+        console.print(f"note: the renderer was trained on grade(s) {', '.join(map(str, seen))} only; grade(s) "
+                      f"{', '.join(map(str, unseen))} are outside its training data (their images are less reliable)")
     require_memory(sampling_bytes(min(batch, len(indices)), res), sampling_bytes(1, res), "generating",
                    min(batch, len(indices)), res, device="cpu")
     provenance = {

@@ -101,6 +101,13 @@ class NetworkRenderer:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
+    @property
+    def seen_grades(self) -> tuple[int, ...] | None:
+        """The grades its grading space was fitted on (None: no grading space); others it never saw in training."""
+        if self.space is None:
+            return None
+        return tuple(g for g, n in enumerate(self.space.count.tolist()) if n > 0)
+
     @torch.no_grad()
     def predict_grades(self, masks: torch.Tensor) -> torch.Tensor:
         """DR-GAN III-E: the encoder's grade head picks the grade whose grading space is sampled."""
