@@ -481,8 +481,8 @@ class LayoutTrainer:
             self.run.save("last", self._tensors(), self._checkpoint_config(), self._state())
             self.run.log({"event": "interrupted", "nimg": self.cur_nimg})
 
-    def close(self) -> None:
-        shutdown(self.context)
+    def close(self, finished: bool = False) -> None:
+        shutdown(self.context, finished)
 
 
 def _all_gather(values: torch.Tensor, context: DistributedContext) -> torch.Tensor:
@@ -504,7 +504,10 @@ def _overrides(train: TrainConfig) -> dict:
 def train_layout(config: LayoutTrainConfig, resume: bool = False, progress: bool = True) -> dict:
     trainer = LayoutTrainer(config, resume=resume, progress=progress)
     try:
-        return trainer.train()
-    finally:
+        result = trainer.train()
+    except BaseException:
         trainer.close()
+        raise
+    trainer.close(finished=True)
+    return result
 

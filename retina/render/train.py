@@ -259,10 +259,13 @@ def train_renderer(data: str | Path, out: str | Path, config: RenderConfig, devi
     context = init_distributed(base_device)
     device = local_device(base_device, context)
     try:
-        return _train(Path(data), Path(out), config, device, context, init, resume, weights_dir, grader_ckpt,
-                      frozenset(explicit))
-    finally:
+        run = _train(Path(data), Path(out), config, device, context, init, resume, weights_dir, grader_ckpt,
+                     frozenset(explicit))
+    except BaseException:
         shutdown(context)
+        raise
+    shutdown(context, finished=True)
+    return run
 
 
 def _train(data, out, config, device, context, init, resume, weights_dir, grader_ckpt, explicit) -> Path:
