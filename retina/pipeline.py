@@ -93,6 +93,8 @@ class Pipeline:
         from retina.shipped import resolve_model
 
         device_ = resolve_device(device)
+        if vessels == "sketch" and renderer in (None, "shipped"):
+            renderer = "procedural"  # SkrGAN's colour renderer is its own model, never the shipped DR-GAN
         layout_ckpt = resolve_model(layout, "layout", "--layout")
         render_ckpt = resolve_model(renderer, "render", "--renderer")
         render_model = open_renderer(render_ckpt, device_, amp=amp, channels_last=channels_last, compile=compile)

@@ -62,10 +62,11 @@ def default_choice() -> str:
     return value
 
 
-def describe(checkpoint: Path | None) -> str:
-    """How a summary line names the model: 'shipped', 'procedural' or the checkpoint's path."""
+def describe(checkpoint: str | Path | None) -> str:
+    """How a summary line names the model behind a weights file: 'shipped', 'procedural' or the file's path."""
     if checkpoint is None:
         return PROCEDURAL
+    checkpoint = Path(checkpoint)
     if checkpoint.resolve().parent == MODELS_DIR:
         return f"{SHIPPED} {checkpoint.stem} model"
     return str(checkpoint)

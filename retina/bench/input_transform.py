@@ -19,6 +19,8 @@ CLAHE_CLIP, CLAHE_GRID = 2.0, (8, 8)  # OpenCV's common vessel-preprocessing val
 class GreenCLAHE(nn.Module):
     """``(B, 3, H, W)`` in [-1, 1] -> ``(B, 1, H, W)`` in [-1, 1]: green channel, CLAHE."""
 
+    channels = 1  # what the network behind it reads
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         from kornia.enhance import equalize_clahe
 
@@ -40,7 +42,3 @@ class WithInput(nn.Module):
         with torch.autocast(images.device.type, enabled=False):  # CLAHE's histograms in fp32
             prepared = self.transform(images)
         return self.network(prepared)
-
-
-def input_channels(name: str) -> int:
-    return 1 if name == "green-clahe" else 3

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
-from retina.bench.input_transform import INPUTS, GreenCLAHE, WithInput, input_channels
+from retina.bench.input_transform import INPUTS, GreenCLAHE, WithInput
 from retina.bench.losses import SegmentationLoss
 from retina.bench.metrics import SegmentationMeter
 from retina.bench.protocol import (
@@ -105,8 +105,8 @@ def build_model(spec: ModelSpec, weights_dir: str | Path | None = None, backbone
     if spec.model == "unet":
         from retina.bench.unet import UNet, UNetConfig
 
-        model = UNet(UNetConfig(in_channels=input_channels(source), out_channels=len(spec.channels),
-                                width=spec.width))
+        channels = GreenCLAHE.channels if source == "green-clahe" else spec.in_channels
+        model = UNet(UNetConfig(in_channels=channels, out_channels=len(spec.channels), width=spec.width))
         model.description = f"U-Net width {spec.width} (random init)"
         if spec.resolution % model.multiple:
             raise RetinaError(f"--res {spec.resolution}: the U-Net needs a multiple of {model.multiple}")

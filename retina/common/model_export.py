@@ -55,5 +55,4 @@ def export_model(source: str | Path, out: str | Path, half: bool = True) -> Path
             config["training_set"] = {**reference, "fingerprint": name}
         else:
             config["training_set"] = None
-    weights.parent.mkdir(parents=True, exist_ok=True)
     return save_checkpoint(weights, tensors, json.loads(json.dumps(config)))

@@ -83,7 +83,8 @@ def annotate(segmenter: Path, images: Path, out: Path, device: torch.device, bat
         "threshold": THRESHOLD, "images": str(images),
     }
     kept: tuple[str, ...] = ()
-    source = None
+    source = None  # with --add: the set whose masks are kept
+    resolution = None
     extra_columns: list[str] = []
     if add:
         if not (images / "labels.csv").is_file():
@@ -103,7 +104,7 @@ def annotate(segmenter: Path, images: Path, out: Path, device: torch.device, bat
         extra_columns = sorted({k for item in items for k in (item.extra or {})} | {"weak"})
     written = 0
     with CanonicalWriter(out, provenance=provenance, overwrite=overwrite, resume=True, keep_partial=True,
-                         resolution=resolution if add else None, extra_columns=extra_columns) as writer:
+                         resolution=resolution, extra_columns=extra_columns) as writer:
         todo = [item for item in items if item.name not in writer.done]
         resumed = len(items) - len(todo)
         with progress_bar(len(items), "annotate", enabled=show) as bar:
@@ -118,10 +119,10 @@ def annotate(segmenter: Path, images: Path, out: Path, device: torch.device, bat
                         masks.update(zip(kept, source.load_masks(item.name, kept), strict=True))
                         extra = {**(item.extra or {}), "weak": "+".join(spec.channels)}
                     writer.add(item.name, image=image, masks=masks, grade=item.grade, split=item.split,
-                               source=item.source if add else "pseudo-label", **extra)
+                               source=item.source if source is not None else "pseudo-label", **extra)
                     written += 1
                 bar.advance(len(batch))
-    what = f"added [{','.join(spec.channels)}] to {len(kept)} kept channels" if add else \
+    what = f"added [{','.join(spec.channels)}] to {len(kept)} kept channels" if source is not None else \
         f"[{','.join(spec.channels)}]"
     summary(f"annotate: {written} images labelled ({resumed} already done) with {spec.model} "
             f"{what} {checkpoint.short_hash} -> {out} (weak labels)", show)

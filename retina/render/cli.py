@@ -131,14 +131,7 @@ def generate(
     """Layout then render in one streaming pass: a balanced, labelled canonical data set."""
     from retina.common.device import resolve_device
     from retina.render.generate import generate_dataset
-    from retina.shipped import resolve_model
-
-    layout_path = resolve_model(layout, "layout", "--layout")
-    render_path = resolve_model(renderer, "render", "--renderer")
-    if vessels == "sketch" and renderer in (None, "shipped"):
-        render_path = None  # SkrGAN's colour renderer is its own model, never the shipped DR-GAN
-    generate_dataset(out, n, grades=grades, layout_ckpt=layout_path or "procedural",
-                     render_ckpt=render_path or "procedural", seed=seed, res=res,
+    generate_dataset(out, n, grades=grades, layout_ckpt=layout, render_ckpt=renderer, seed=seed, res=res,
                      batch=batch, shard=shard, device=resolve_device(device), amp=amp, truncation=truncation,
                      channels_last=channels_last, compile=compile,
                      overwrite=overwrite, resume=resume, post_process=single_od, vessels=vessels,

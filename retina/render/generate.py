@@ -160,7 +160,7 @@ def generate_dataset(
     from retina.shipped import describe
 
     kind = f" — {render['note']}" if render["preview"] else ""
-    which = [describe(Path(g["checkpoint"]) if g.get("checkpoint") else None) for g in pipe.generators]
+    which = [describe(g.get("checkpoint")) for g in pipe.generators]
     balance = " ".join(f"{g}:{counts[g]}" for g in sorted(counts, key=str))
     resumed = f", {len(indices) - len(todo)} kept from an interrupted run" if len(todo) < len(indices) else ""
     fixed = f", {post_processed} layout(s) post-processed" if post_process else ""

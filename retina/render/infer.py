@@ -33,6 +33,7 @@ from retina.common.progress import console, progress_bar, summary
 from retina.common.provenance import synthetic_png_text
 from retina.common.seeding import sample_seed
 from retina.render.procedural import ProceduralRenderer
+from retina.shipped import describe
 
 LABEL_EXTRA_COLUMNS = ("seed", "model", "checkpoint", "grade_source")
 
@@ -88,12 +89,6 @@ def _batches(rows: list[tuple[int, Sample, int | None]], size: int) -> Iterator[
         batch.append(row)
     if batch:
         yield batch
-
-
-def _describe(checkpoint):
-    from retina.shipped import describe
-
-    return describe(checkpoint)
 
 
 def render_folder(
@@ -211,8 +206,7 @@ def render_folder(
         console.print(f"warning: {resized} mask set(s) of {source.root} were not {res}x{res}; resized with "
                       "max-pooling (tiny lesions kept) and copied at the rendered size")
     elapsed = time.perf_counter() - start
-    kind = f" — {renderer.note}" if info["preview"] else f" ({_describe(checkpoint_paths(checkpoint)[0])})" \
-        if checkpoint is not None else ""
+    kind = f" — {renderer.note}" if info["preview"] else f" ({describe(info['checkpoint'])})"
     summary(f"rendered {len(rows)} image(s) at {res}px with {renderer.name}{kind} in {elapsed:.1f}s "
             f"({len(rows) / max(elapsed, 1e-9):.2f} img/s) -> {out}")
     return {"count": len(rows), "res": res, "resized": resized, "seconds": elapsed, "out": str(out)}
