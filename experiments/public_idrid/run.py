@@ -109,7 +109,7 @@ def stages(data: Path, c: dict, runs: Path) -> list[Stage]:
               resume=["render", "train", "--resume", "render_coarse", "--steps", r["coarse_steps"]],
               after=("resize_256",), lane="render"),
         Stage("render_fine", "render_fine", [
-            ["render", "train", *[a for a in render_common if a not in ()], "--stage", "fine", "--init",
+            ["render", "train", *render_common, "--stage", "fine", "--init",
              "render_coarse", "--steps", r["fine_steps"], "--out", "render_fine"]],
               resume=["render", "train", "--resume", "render_fine", "--steps", r["fine_steps"]],
               after=("render_coarse",), lane="render"),
