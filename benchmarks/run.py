@@ -305,6 +305,11 @@ def items(quick: bool) -> list[tuple[str, list[str]]]:
                 plan.append((f"render {arch} {res} b4 {precision}", ["render", arch, str(res), precision]))
     for variant in ("cl", "compile"):  # the evidence for the defaults of `retina render` / `retina generate`
         plan.append((f"render drgan 256 b4 fp32 {variant}", ["render", "drgan", "256", "fp32", variant]))
+    for res in (256, 512):  # fp32 with channels_last on both sides: the same memory format as the bf16 rows
+        for arch in ("nvlabs-spade", "spade"):
+            if quick and res == 512:
+                continue
+            plan.append((f"render {arch} {res} b4 fp32 cl", ["render", arch, str(res), "fp32", "cl"]))
     for arch in ("nvlabs-spade", "spade"):  # torch.compile on both, bf16 + channels_last
         plan.append((f"render {arch} 256 b4 bf16 compile", ["render", arch, "256", "bf16", "compile"]))
     for arch in ("nvlabs-spade", "spade", "drgan"):
@@ -352,7 +357,11 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / f"results-{_dt.date.today()}.json"))
     parser.add_argument("--rounds", type=int, default=1, help="run the plan this many times in turn; medians")
     parser.add_argument("--nvlabs-spade", default="", help="NVlabs/SPADE copy outside the repo (nvlabs_spade.py)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads in every item, the peaks included (0: torch's default)")
     options = parser.parse_args()
+    if options.threads:
+        torch.set_num_threads(options.threads)
     if options.nvlabs_spade:
         os.environ["RETINA_NVLABS_SPADE"] = options.nvlabs_spade
     repeats = 2 if options.quick else 3
@@ -373,6 +382,7 @@ def main() -> None:
             # autocast breaks: its bf16 rows run with assertions stripped (python -O); nothing else changes
             stripped = ["-O"] if args[0] == "layout-nvlabs" and args[-1] == "bf16" else []
             command = [sys.executable, *stripped, __file__, "--item", *args] + (["--quick"] if options.quick else [])
+            command += ["--threads", str(options.threads)] if options.threads else []
             done = subprocess.run(command, capture_output=True, text=True)
             if done.returncode != 0:
                 tail = (done.stderr.strip().splitlines() or ["?"])[-1]

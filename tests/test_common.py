@@ -146,6 +146,24 @@ def test_resize_masks_keeps_a_three_pixel_lesion_at_quarter_scale():
     assert nearest.sum() == 0  # what the max pooling is there for
 
 
+def test_resize_masks_batched_and_channels_last_equal_per_plane_pooling():
+    """The 4-D fast path (an exact factor, pooled without flattening) gives what pooling each plane gives, for a
+    channels_last stack too, and keeps a lesion in the cell of a 4 x 4 grid where it lies."""
+    torch.manual_seed(0)
+    masks = (torch.rand(2, 3, 64, 64) > 0.995).float()
+    masks[1, 2] = 0
+    masks[1, 2, 40, 9] = 1  # one pixel: row cell 40 // 16 = 2, column cell 9 // 16 = 0
+    for size in (4, 16, 32):
+        expected = torch.stack([torch.stack([
+            masks[b, c].reshape(size, 64 // size, size, 64 // size).amax(dim=(1, 3)) for c in range(3)])
+            for b in range(2)])
+        assert torch.equal(resize_masks(masks, size), expected)
+        assert torch.equal(resize_masks(masks.contiguous(memory_format=torch.channels_last), size), expected)
+    grid = resize_masks(masks, 4)[1, 2]
+    assert grid.sum() == 1 and grid[2, 0] == 1
+    assert resize_masks(masks[0], 16).shape == (3, 16, 16)  # 3-D stacks take the general path
+
+
 def test_fundus_dataset_item_ranges(tmp_path):
     root = _write_set(tmp_path / "set", size=24)
     dataset = FundusDataset(root, size=16, channels=["ma", "od"], augment=None)

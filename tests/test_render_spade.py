@@ -170,6 +170,33 @@ def test_inference_preparation_bakes_spectral_norm_and_bf16_weights():
             assert (half(masks)[0].float() - expected).abs().mean() < 0.05
 
 
+def test_inference_path_channels_last_and_folded_gain_equal_training_path():
+    """`retina render`'s path (spectral norm baked, SPADE's 1 of (1 + gamma) folded into the gamma biases,
+    channels_last) renders what the training-time module renders, and the fold happens once."""
+    from retina.render.model import prepare_for_inference
+
+    torch.manual_seed(0)
+    g = SPADEGenerator(4, 64, 8).eval()
+    with torch.no_grad():
+        for block in g.blocks:  # biases away from 0, so that a fold applied twice (or not at all) shows
+            for conv in block.mlp_gamma_beta:
+                conv.bias.normal_(0, 0.3)
+    masks = (torch.rand(2, 4, 64, 64) > 0.8).float()
+    twin = SPADEGenerator(4, 64, 8).eval()
+    twin.load_state_dict(g.state_dict())
+    bias = twin.blocks[1].mlp_gamma_beta[0].bias.detach().clone()
+    prepared = prepare_for_inference(twin)
+    prepared_again = prepare_for_inference(prepared)
+    channels = prepared.blocks[1].norm_channels[0]
+    folded = prepared_again.blocks[1].mlp_gamma_beta[0].bias.detach()
+    assert torch.allclose(folded[:channels], bias[:channels] + 1) and torch.equal(folded[channels:], bias[channels:])
+    fast = prepared_again.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        expected = g(masks)[0]
+        got = fast(masks.contiguous(memory_format=torch.channels_last))[0]
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
 def test_bad_render_options_name_the_option():
     from retina.common.errors import RetinaError
 

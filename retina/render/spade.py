@@ -57,24 +57,47 @@ class SPADEResBlock(nn.Module):
         # the layers' mlp_shared convs stacked into one (same weights, one pass over the masks)
         self.mlp_shared = nn.Conv2d(mask_channels, HIDDEN * len(self.norm_channels), 3, padding=1)
         self.mlp_gamma_beta = nn.ModuleList(nn.Conv2d(HIDDEN, 2 * c, 3, padding=1) for c in self.norm_channels)
+        self.unit_gain_folded = False
 
     def modulations(self, masks: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        actv = F.relu(self.mlp_shared(masks))
-        hidden = actv.split(HIDDEN, dim=1)
-        return [conv(h).chunk(2, dim=1) for conv, h in zip(self.mlp_gamma_beta, hidden, strict=True)]
+        """Each SPADE layer's (1 + gamma, beta). The stacked ``mlp_shared`` weight runs as one conv per layer
+        on its slice of output channels, and so do the gamma|beta convs: a channel slice of one conv's output
+        is a strided view under channels_last, which the next conv or the modulation then reads slowly."""
+        mods = []
+        for i, conv in enumerate(self.mlp_gamma_beta):
+            rows = slice(HIDDEN * i, HIDDEN * (i + 1))
+            actv = F.relu(F.conv2d(masks, self.mlp_shared.weight[rows], self.mlp_shared.bias[rows], padding=1),
+                          inplace=True)
+            # gamma and beta from the two halves of the stacked weight: two contiguous outputs (the modulation
+            # over two strided halves of one output was a third of the bf16 time at 256 px)
+            channels = self.norm_channels[i]
+            gain, beta = (F.conv2d(actv, conv.weight[half], conv.bias[half], padding=1)
+                          for half in (slice(0, channels), slice(channels, 2 * channels)))
+            mods.append((gain if self.unit_gain_folded else 1 + gain, beta))
+        return mods
 
-    def modulate(self, i: int, x: torch.Tensor, gamma_beta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        gamma, beta = gamma_beta
+    def fold_unit_gain(self) -> None:
+        """Inference only: add SPADE's 1 of (1 + gamma) into the gamma convs' biases once, instead of one
+        full-size addition per layer and call. Not undone: the trainer never calls it."""
+        if self.unit_gain_folded:
+            return
+        with torch.no_grad():
+            for conv, channels in zip(self.mlp_gamma_beta, self.norm_channels, strict=True):
+                conv.bias[:channels] += 1
+        self.unit_gain_folded = True
+
+    def modulate(self, i: int, x: torch.Tensor, gain_beta: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        gain, beta = gain_beta
         # normalised * (1 + gamma) + beta, written as one fused multiply-add
-        return torch.addcmul(beta, self.param_free_norms[i](x), 1 + gamma)
+        return torch.addcmul(beta, self.param_free_norms[i](x), gain)
 
     def forward(self, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """``masks``: the mask stack already at x's resolution."""
         mods = self.modulations(masks)
         shortcut = self.conv_s(self.modulate(2, x, mods[2])) if self.learned_shortcut else x
-        dx = self.conv_0(F.leaky_relu(self.modulate(0, x, mods[0]), 0.2))
-        dx = self.conv_1(F.leaky_relu(self.modulate(1, dx, mods[1]), 0.2))
-        return shortcut + dx
+        dx = self.conv_0(F.leaky_relu(self.modulate(0, x, mods[0]), 0.2, inplace=True))
+        dx = self.conv_1(F.leaky_relu(self.modulate(1, dx, mods[1]), 0.2, inplace=True))
+        return dx.add_(shortcut)
 
 
 class SPADEEncoder(nn.Module):
@@ -164,12 +187,17 @@ class SPADEGenerator(nn.Module):
         resized = {}  # the mask stack at each resolution, shared by the blocks that work there
         for i, block in enumerate(self.blocks):
             size = x.shape[-1]
-            if size not in resized:
-                resized[size] = resize_masks(masks, size)
+            if size not in resized:  # in x's memory format, so that no conv has to reorder it
+                resized[size] = resize_masks(masks, size).to(x.dtype).contiguous(memory_format=_format_of(x))
             x = block(x, resized[size])
             if i in self.upsample_after:
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
         return torch.tanh(self.conv_img(F.leaky_relu(x, 0.2))), kld
+
+
+def _format_of(x: torch.Tensor) -> torch.memory_format:
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and x.shape[1] > 1
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def build_spade(config) -> SPADEGenerator:
